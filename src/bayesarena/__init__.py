@@ -1,0 +1,37 @@
+"""bayesarena: Bayesian ranking of AI models from pairwise human votes.
+
+Votes in (:func:`read_votes`), cells out (:func:`aggregate`), a posterior from a declarative
+spec (:func:`fit`, :func:`load_spec`), and leaderboards with credible and joint rank intervals
+(:meth:`Posterior.leaderboard`).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from bayesarena.aggregate import aggregate
+from bayesarena.errors import BayesArenaError, SamplingWarning
+from bayesarena.fit import fit
+from bayesarena.io import read_votes
+from bayesarena.posterior import Posterior
+from bayesarena.simulate import ArenaTruth, simulate_arena
+from bayesarena.spec import ModelSpec, available_specs, load_spec
+from bayesarena.votes import Cells, ReadSummary, Votes
+
+__all__ = [
+    "ArenaTruth",
+    "BayesArenaError",
+    "Cells",
+    "ModelSpec",
+    "Posterior",
+    "ReadSummary",
+    "SamplingWarning",
+    "Votes",
+    "__version__",
+    "aggregate",
+    "available_specs",
+    "fit",
+    "load_spec",
+    "read_votes",
+    "simulate_arena",
+]

@@ -1,0 +1,236 @@
+"""The ``bayesarena`` command line: glue over library calls, nothing more.
+
+Errors from bad input print one line (``error: ...``) and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bayesarena.errors import BayesArenaError
+
+app = typer.Typer(
+    name="bayesarena",
+    help="Bayesian ranking of AI models from pairwise votes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point: run the app, turning known errors into one clear line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except BayesArenaError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(2)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+
+
+def _leaderboard_table(table, top: int | None = None) -> Table:
+    prob = table.attrs.get("prob", 0.95)
+    out = Table(title=f"Leaderboard ({table.attrs.get('spec')}, {table.attrs.get('method')})")
+    for col, justify in [("Rank", "right"), ("Model", "left"), ("Rating", "right"),
+                         (f"{100 * prob:g}% CrI", "right"), ("Votes", "right"),
+                         ("P(top 1)", "right"), ("Rank (joint)", "right"),
+                         ("Rank (UB)", "right")]:
+        out.add_column(col, justify=justify)
+    rows = table if top is None else table.head(top)
+    for r in rows.itertuples(index=False):
+        out.add_row(str(r.rank), str(r.model), f"{r.rating:.0f}",
+                    f"{r.rating_lower:.0f} – {r.rating_upper:.0f}", f"{r.votes:,}",
+                    f"{r.p_top1:.3f}", f"{r.rank_lower}–{r.rank_upper}", str(r.rank_ub))
+    return out
+
+
+def _print_fit_report(post) -> None:
+    from bayesarena.diagnostics import format_diagnostics
+
+    console.print(str(post.data_summary), highlight=False)
+    for outcome, n in post.votes_not_modelled.items():
+        console.print(f"not modelled by spec {post.spec.name!r}: {n:,} {outcome} votes",
+                      highlight=False)
+    diag = post.diagnostics
+    style = "green" if diag.ok else "bold red"
+    console.print(f"[{style}]{format_diagnostics(diag)}[/]", highlight=False)
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="Votes: CSV, JSON, JSONL or Parquet file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Posterior file (.nc/.zarr).")
+                      ] = Path("posterior.nc"),
+    model: Annotated[str, typer.Option("--model", "-m", help="Spec name or models/X.toml.")
+                     ] = "bt-davidson",
+    method: Annotated[str, typer.Option(help="nuts or laplace.")] = "nuts",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    chains: Annotated[int | None, typer.Option(help="Override the spec's chains.")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Override the spec's warmup.")] = None,
+    draws: Annotated[int | None, typer.Option(help="Override the spec's draws.")] = None,
+    by_category: Annotated[bool, typer.Option(help="Aggregate per category.")] = False,
+    drop_invalid: Annotated[bool, typer.Option(
+        help="Drop invalid rows (counted in the summary) instead of refusing the file.")] = False,
+    top: Annotated[int, typer.Option(help="Leaderboard rows to print.")] = 20,
+) -> None:
+    """Fit a model to a vote file and save the posterior."""
+    from bayesarena.aggregate import aggregate
+    from bayesarena.fit import fit as fit_model
+    from bayesarena.io import read_votes
+
+    votes = read_votes(data, on_invalid="drop" if drop_invalid else "raise")
+    cells = aggregate(votes, by_category=by_category)
+    post = fit_model(cells, model, method=method, seed=seed, chains=chains, warmup=warmup,
+                     draws=draws)  # type: ignore[arg-type]
+    _print_fit_report(post)
+    console.print(_leaderboard_table(post.leaderboard(), top=top))
+    post.save(output)
+    console.print(f"posterior written to {output}", highlight=False)
+
+
+@app.command()
+def leaderboard(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesarena fit`.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, csv or json.")] = "md",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")
+                      ] = None,
+    prob: Annotated[float, typer.Option(help="Credible level.")] = 0.95,
+    base: Annotated[float, typer.Option(help="Mean rating, or the anchor's rating.")] = 1000.0,
+    anchor: Annotated[str | None, typer.Option(help="Model pinned at --base.")] = None,
+) -> None:
+    """Print or export the leaderboard of a saved posterior."""
+    from bayesarena.leaderboard import export, render
+    from bayesarena.posterior import Posterior
+
+    if not 0 < prob < 1:
+        raise BayesArenaError(f"--prob must be in (0, 1), got {prob}")
+    table = Posterior.load(posterior).leaderboard(prob=prob, base=base, anchor=anchor)
+    if output is None:
+        sys.stdout.write(render(table, fmt))
+    else:
+        export(table, output, fmt)
+        console.print(f"leaderboard written to {output}", highlight=False)
+
+
+@app.command()
+def simulate(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Votes file (.csv/.parquet/"
+                                         ".jsonl).")] = Path("votes.csv"),
+    models: Annotated[int, typer.Option(help="Number of models.")] = 30,
+    votes: Annotated[int, typer.Option(help="Number of votes.")] = 20_000,
+    rating_sd: Annotated[float, typer.Option(help="Spread of true ratings (Elo).")] = 100.0,
+    tie_rate: Annotated[float, typer.Option(help="Share of ties, both-bad included.")] = 0.30,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    truth: Annotated[Path | None, typer.Option(help="Also write the true ratings (CSV).")
+                     ] = None,
+) -> None:
+    """Simulate votes from a known truth."""
+    from bayesarena.simulate import simulate_arena
+
+    if models < 2 or votes < 1:
+        raise BayesArenaError("--models must be >= 2 and --votes >= 1")
+    df, true = simulate_arena(models, votes, rating_sd=rating_sd, tie_rate=tie_rate, seed=seed)
+    _write_table(df, output)
+    console.print(f"{len(df):,} votes among {models} models written to {output}",
+                  highlight=False)
+    if truth is not None:
+        true.ratings().rename_axis("model").reset_index().to_csv(truth, index=False)
+
+
+@app.command()
+def recommend(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file.")],
+    k: Annotated[int, typer.Option("-k", help="Number of pairs.")] = 10,
+    exclude: Annotated[list[str] | None, typer.Option(help="Models never to propose.")] = None,
+) -> None:
+    """Recommend the next pairs to show (expected information gain)."""
+    from bayesarena.posterior import Posterior
+    from bayesarena.recommend import recommend_pairs
+
+    table = recommend_pairs(Posterior.load(posterior), k, exclude=exclude or ())
+    console.print(table.to_string(index=False), highlight=False)
+
+
+@app.command()
+def specs() -> None:
+    """List the shipped model specs."""
+    from bayesarena.spec import available_specs, load_spec
+
+    for name in available_specs():
+        console.print(f"{name:16s} {load_spec(name).description}", highlight=False)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
+    models: Annotated[int, typer.Option(help="Number of models.")] = 30,
+    votes: Annotated[int, typer.Option(help="Number of votes.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Simulate an arena, fit it, print the leaderboard and the next pairs to show."""
+    from bayesarena.aggregate import aggregate
+    from bayesarena.fit import fit as fit_model
+    from bayesarena.io import read_votes
+    from bayesarena.leaderboard import export
+    from bayesarena.recommend import recommend_pairs
+    from bayesarena.simulate import simulate_arena
+
+    out.mkdir(parents=True, exist_ok=True)
+    df, truth = simulate_arena(models, votes, seed=seed)
+    df.to_parquet(out / "votes.parquet", index=False)
+    truth.ratings().rename_axis("model").reset_index().to_csv(out / "truth.csv", index=False)
+    console.rule("[bold]bayesarena demo: a simulated arena")
+    cells = aggregate(read_votes(out / "votes.parquet"))
+    post = fit_model(cells, "bt-davidson", seed=seed)
+    _print_fit_report(post)
+    table = post.leaderboard()
+    console.print(_leaderboard_table(table))
+    post.save(out / "posterior.nc")
+    for fmt in ("csv", "md", "json"):
+        export(table, out / f"leaderboard.{fmt}")
+    pairs = recommend_pairs(post, 5)
+    console.rule("[bold]next pairs to show (expected information gain, nats)")
+    console.print(pairs.to_string(index=False), highlight=False)
+    true = truth.ratings()
+    covered = ((table["rating_lower"] <= true[table["model"]].to_numpy())
+               & (true[table["model"]].to_numpy() <= table["rating_upper"])).mean()
+    console.print(f"true rating inside the 95% interval for {covered:.0%} of models "
+                  f"(simulated truth in {out / 'truth.csv'})", highlight=False)
+    console.print(f"written: {out}/posterior.nc, {out}/leaderboard.{{csv,md,json}}, "
+                  f"{out}/votes.parquet", highlight=False)
+
+
+def _write_table(df, path: Path) -> None:
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        df.to_json(path, orient="records", lines=True)
+    elif suffix == ".json":
+        df.to_json(path, orient="records")
+    else:
+        raise BayesArenaError(f"unsupported output {path}: use .csv, .parquet, .jsonl or .json")
+
+
+if __name__ == "__main__":
+    main()

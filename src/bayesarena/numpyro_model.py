@@ -1,0 +1,90 @@
+"""The NumPyro model built from a :class:`~bayesarena.spec.ModelSpec` (a plain function of data).
+
+Generative model for ``M`` models and cells ``k = 1..K`` holding pair ``(i_k, j_k)``:
+
+    sigma ~ prior_sigma                                   (spread of strengths)
+    theta ~ ZeroSumNormal(sigma, shape=(M,))              (sum_m theta_m = 0: identified)
+    [log_nu ~ prior_log_nu]                               (Davidson ties)
+    [a ~ prior_bothbad_intercept, b ~ prior_bothbad_slope] (both-bad share)
+    counts_k ~ Multinomial(n_k, p(theta_{i_k} - theta_{j_k}, (theta_{i_k} + theta_{j_k}) / 2))
+
+with ``p`` from :mod:`bayesarena.likelihood`. Only the cells' counts enter the likelihood, so
+the cost grows with cells, not votes. ``parametrization = "noncentered"`` samples
+``z ~ ZeroSumNormal(1)`` and sets ``theta = sigma z`` (better when most models have few votes;
+the centred form is better when each model has many, as in public arenas).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from bayesarena.likelihood import OutcomeParams, cell_log_likelihood, log_outcome_probs
+from bayesarena.spec import ModelSpec, Prior
+
+
+def prior_distribution(prior: Prior) -> dist.Distribution:
+    """The NumPyro distribution of a spec prior."""
+    p = prior.params
+    match prior.family:
+        case "normal":
+            return dist.Normal(p["loc"], p["scale"])
+        case "half_normal":
+            return dist.HalfNormal(p["scale"])
+        case "half_cauchy":
+            return dist.HalfCauchy(p["scale"])
+        case "exponential":
+            return dist.Exponential(p["rate"])
+        case "student_t":
+            return dist.StudentT(p["df"], p["loc"], p["scale"])
+    raise ValueError(f"unknown prior family {prior.family!r}")  # unreachable: spec validated
+
+
+def strengths(n_models: int, spec: ModelSpec) -> jax.Array:
+    """Sample ``sigma`` and the sum-to-zero strengths ``theta`` (shape ``(n_models,)``)."""
+    sigma = numpyro.sample("sigma", prior_distribution(spec.priors["sigma"]))
+    if spec.strength.parametrization == "centered":
+        return numpyro.sample("theta", dist.ZeroSumNormal(sigma, event_shape=(n_models,)))
+    z = numpyro.sample("theta_z", dist.ZeroSumNormal(1.0, event_shape=(n_models,)))
+    return numpyro.deterministic("theta", sigma * z)
+
+
+def outcome_params(spec: ModelSpec) -> OutcomeParams:
+    """Sample the tie and both-bad parameters the spec's likelihood uses."""
+    lik = spec.likelihood
+    log_nu = a = b = None
+    if lik.ties == "davidson":
+        log_nu = numpyro.sample("log_nu", prior_distribution(spec.priors["log_nu"]))
+    if lik.both_bad == "modelled":
+        a = numpyro.sample("bothbad_intercept", prior_distribution(spec.priors["bothbad_intercept"]))
+        b = numpyro.sample("bothbad_slope", prior_distribution(spec.priors["bothbad_slope"]))
+    return OutcomeParams(log_nu=log_nu, bothbad_intercept=a, bothbad_slope=b)
+
+
+def cell_log_probs(
+    theta: jax.Array, model_i: jax.Array, model_j: jax.Array, spec: ModelSpec,
+    params: OutcomeParams,
+) -> jax.Array:
+    """Per-cell outcome log-probabilities, shape ``(n_cells, 4)``."""
+    ti, tj = theta[..., model_i], theta[..., model_j]
+    return log_outcome_probs(
+        ti - tj, 0.5 * (ti + tj), ties=spec.likelihood.ties,
+        both_bad=spec.likelihood.both_bad, params=params,
+    )
+
+
+def pairwise_model(
+    model_i: jax.Array,
+    model_j: jax.Array,
+    counts: jax.Array,
+    *,
+    n_models: int,
+    spec: ModelSpec,
+) -> None:
+    """Bradley-Terry family model over aggregated cells (see the module docstring)."""
+    theta = strengths(n_models, spec)
+    params = outcome_params(spec)
+    log_probs = cell_log_probs(theta, model_i, model_j, spec, params)
+    numpyro.factor("votes", jnp.sum(cell_log_likelihood(counts, log_probs)))

@@ -1,0 +1,263 @@
+"""The :class:`Posterior`: an xarray DataTree with named dims plus the questions users ask of it.
+
+Groups (ArviZ 1.x conventions):
+- ``posterior``: ``theta (chain, draw, model)``, ``sigma``, and the tie/both-bad parameters;
+- ``sample_stats`` (NUTS): ``diverging``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``;
+- ``observed_data``: the cells' ``counts (cell, outcome)``;
+- ``constant_data``: each cell's ``model_i``, ``model_j``, ``category`` (names) and ``votes``
+  per model.
+Root attributes hold the spec (TOML text), the data summary (JSON), the fitting method, seed
+and diagnostics, so a saved file is self-describing. Files are netCDF (``.nc``, via h5netcdf)
+or zarr (``.zarr``); never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesarena.diagnostics import Diagnostics, compute_diagnostics
+from bayesarena.errors import BayesArenaError, InputError
+from bayesarena.likelihood import OutcomeParams, outcome_probs
+from bayesarena.scale import DEFAULT_BASE, to_elo
+from bayesarena.spec import ModelSpec, parse_spec
+from bayesarena.validation import check_models
+from bayesarena.votes import CELL_OUTCOMES, Cells, ReadSummary
+
+FORMAT_VERSION = 1
+
+
+class Posterior:
+    """Posterior draws of a fitted arena model, with names as coordinates."""
+
+    def __init__(self, tree: xr.DataTree):
+        if "posterior" not in tree.children or "theta" not in tree["posterior"].data_vars:
+            raise InputError("not a bayesarena posterior: no posterior/theta in the DataTree")
+        self.tree = tree
+
+    # ---- identity -----------------------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(str(m) for m in self.tree["posterior"]["model"].values)
+
+    @cached_property
+    def spec(self) -> ModelSpec:
+        import tomllib
+
+        text = str(self.tree.attrs["spec"])
+        return parse_spec(tomllib.loads(text), source=text, where="saved spec")
+
+    @property
+    def method(self) -> str:
+        return str(self.tree.attrs.get("method", "nuts"))
+
+    @property
+    def data_summary(self) -> ReadSummary:
+        return ReadSummary.from_dict(json.loads(str(self.tree.attrs["data_summary"])))
+
+    @property
+    def votes_not_modelled(self) -> dict[str, int]:
+        """Votes read but not used by this spec's likelihood (e.g. ties under plain BT)."""
+        return json.loads(str(self.tree.attrs.get("votes_not_modelled", "{}")))
+
+    @cached_property
+    def diagnostics(self) -> Diagnostics:
+        return compute_diagnostics(self.tree)
+
+    @property
+    def votes_per_model(self) -> pd.Series:
+        votes = self.tree["constant_data"]["votes"]
+        return pd.Series(votes.values, index=self.models, name="votes")
+
+    def __repr__(self) -> str:
+        post = self.tree["posterior"]
+        return (f"<Posterior spec={self.spec.name!r} method={self.method} models={len(self.models)} "
+                f"chains={post.sizes['chain']} draws={post.sizes['draw']}>")
+
+    # ---- draws --------------------------------------------------------------------------
+    def theta_draws(self) -> np.ndarray:
+        """Strength draws with chains stacked, shape ``(n_chains * n_draws, n_models)``."""
+        theta = self.tree["posterior"]["theta"].transpose("chain", "draw", "model").values
+        return theta.reshape(-1, theta.shape[-1])
+
+    def outcome_param_draws(self) -> OutcomeParams:
+        """Tie and both-bad parameter draws (chains stacked), ``None`` where unused."""
+        post = self.tree["posterior"]
+
+        def get(name: str) -> np.ndarray | None:
+            return post[name].values.reshape(-1) if name in post.data_vars else None
+
+        return OutcomeParams(get("log_nu"), get("bothbad_intercept"), get("bothbad_slope"))
+
+    def ratings(self, *, base: float = DEFAULT_BASE, anchor: str | None = None) -> xr.DataArray:
+        """Elo-scale rating draws ``(chain, draw, model)``; see :func:`bayesarena.scale.to_elo`."""
+        theta = self.tree["posterior"]["theta"].transpose("chain", "draw", "model")
+        values = to_elo(theta.values, self.models, base=base, anchor=anchor)
+        return theta.copy(data=values).rename("rating")
+
+    def cells(self) -> Cells:
+        """The cells the model was fitted to (counts after the spec's dropped outcomes)."""
+        const, obs = self.tree["constant_data"], self.tree["observed_data"]
+        index = {m: k for k, m in enumerate(self.models)}
+        cats = tuple(str(c) for c in np.unique(const["category"].values))
+        cat_index = {c: k for k, c in enumerate(cats)}
+        return Cells(
+            models=self.models,
+            categories=cats,
+            model_i=np.array([index[str(m)] for m in const["model_i"].values], dtype=np.int32),
+            model_j=np.array([index[str(m)] for m in const["model_j"].values], dtype=np.int32),
+            category=np.array([cat_index[str(c)] for c in const["category"].values],
+                              dtype=np.int32),
+            counts=np.asarray(obs["counts"].values, dtype=np.int64),
+            summary=self.data_summary,
+        )
+
+    # ---- questions ----------------------------------------------------------------------
+    def outcome_probabilities(self, model_a: str, model_b: str) -> pd.Series:
+        """Posterior mean probability of each outcome of one vote between ``model_a`` and
+        ``model_b`` (``win_a, win_b, tie, tie_bothbad``) under the fitted likelihood."""
+        check_models([model_a, model_b], self.models)
+        if model_a == model_b:
+            raise InputError(f"a model cannot be compared with itself: {model_a!r}")
+        theta = self.theta_draws()
+        a, b = self.models.index(model_a), self.models.index(model_b)
+        probs = self._outcome_probs(theta[:, a], theta[:, b])
+        return pd.Series(probs.mean(axis=0), index=["win_a", "win_b", "tie", "tie_bothbad"],
+                         name=f"{model_a} vs {model_b}")
+
+    def win_probability(self, model_a: str, model_b: str) -> float:
+        """Posterior mean probability that ``model_a`` wins one vote against ``model_b``."""
+        return float(self.outcome_probabilities(model_a, model_b)["win_a"])
+
+    def win_matrix(self) -> xr.DataArray:
+        """``P[i, j]``: posterior mean probability that model i wins a vote against model j
+        (a tie is not a win; the diagonal is NaN)."""
+        theta = self.theta_draws()
+        n = theta.shape[1]
+        out = np.full((n, n), np.nan)
+        for i in range(n):
+            p = self._outcome_probs(theta[:, [i]], theta)[..., 0].mean(axis=0)
+            out[i] = p
+        np.fill_diagonal(out, np.nan)
+        return xr.DataArray(out, dims=("model", "opponent"),
+                            coords={"model": list(self.models), "opponent": list(self.models)},
+                            name="p_win")
+
+    def prob_stronger_matrix(self) -> xr.DataArray:
+        """``P[i, j] = P(theta_i > theta_j | data)`` from joint draws (diagonal NaN)."""
+        from bayesarena.ranking import prob_stronger
+
+        return xr.DataArray(prob_stronger(self.theta_draws()), dims=("model", "opponent"),
+                            coords={"model": list(self.models), "opponent": list(self.models)},
+                            name="p_stronger")
+
+    def leaderboard(self, **kwargs) -> pd.DataFrame:
+        """The leaderboard table; see :func:`bayesarena.leaderboard.leaderboard`."""
+        from bayesarena.leaderboard import leaderboard
+
+        return leaderboard(self, **kwargs)
+
+    def _outcome_probs(self, theta_i: np.ndarray, theta_j: np.ndarray) -> np.ndarray:
+        params = self.outcome_param_draws()
+        shape = np.broadcast_shapes(theta_i.shape, theta_j.shape)
+        expand = (slice(None),) + (None,) * (len(shape) - 1)
+        params = OutcomeParams(*(None if p is None else p[expand] for p in params))
+        lik = self.spec.likelihood
+        return np.asarray(outcome_probs(theta_i - theta_j, 0.5 * (theta_i + theta_j),
+                                        ties=lik.ties, both_bad=lik.both_bad, params=params))
+
+    # ---- storage ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write to netCDF (``.nc``) or zarr (``.zarr``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".nc":
+            self.tree.to_netcdf(path, engine="h5netcdf")
+        elif path.suffix == ".zarr":
+            self.tree.to_zarr(path, mode="w")
+        else:
+            raise InputError(f"unsupported posterior file {path}: use a .nc or .zarr suffix")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Posterior:
+        """Read a posterior written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise BayesArenaError(f"no posterior file at {path}")
+        if path.suffix == ".zarr":
+            tree = xr.open_datatree(path, engine="zarr").load()
+        elif path.suffix == ".nc":
+            with xr.open_datatree(path, engine="h5netcdf") as opened:
+                tree = opened.load()
+        else:
+            raise InputError(f"unsupported posterior file {path}: use a .nc or .zarr suffix")
+        if "spec" not in tree.attrs or "data_summary" not in tree.attrs:
+            raise InputError(f"{path} is not a bayesarena posterior (missing spec/data summary)")
+        return cls(tree)
+
+
+def build_tree(
+    samples: dict[str, np.ndarray],
+    *,
+    cells: Cells,
+    spec: ModelSpec,
+    method: str,
+    seed: int,
+    sample_stats: dict[str, np.ndarray] | None = None,
+    attrs: dict[str, str | int | float] | None = None,
+) -> xr.DataTree:
+    """Assemble the DataTree from ``(chain, draw, ...)`` arrays keyed by site name."""
+    model_coord = {"model": list(cells.models)}
+    posterior = {}
+    for name, values in samples.items():
+        dims = ("chain", "draw") + (("model",) if values.ndim == 3 else ())
+        posterior[name] = (dims, np.asarray(values))
+    n_chain, n_draw = next(iter(samples.values())).shape[:2]
+    coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw)}
+    groups = {
+        "posterior": xr.Dataset(posterior, coords={**coords, **model_coord}),
+        "observed_data": xr.Dataset(
+            {"counts": (("cell", "outcome"), cells.counts)},
+            coords={"cell": np.arange(cells.n_cells), "outcome": list(CELL_OUTCOMES)},
+        ),
+        "constant_data": xr.Dataset(
+            {
+                "model_i": ("cell", _names(cells.models, cells.model_i)),
+                "model_j": ("cell", _names(cells.models, cells.model_j)),
+                "category": ("cell", _names(cells.categories, cells.category)),
+                "votes": ("model", cells.votes_per_model()),
+            },
+            coords={"cell": np.arange(cells.n_cells), **model_coord},
+        ),
+    }
+    if sample_stats:
+        groups["sample_stats"] = xr.Dataset(
+            {k: (("chain", "draw"), np.asarray(v)) for k, v in sample_stats.items()},
+            coords=coords,
+        )
+    tree = xr.DataTree.from_dict(groups)
+    from bayesarena import __version__
+
+    tree.attrs.update({
+        "format": "bayesarena-posterior",
+        "format_version": FORMAT_VERSION,
+        "bayesarena_version": __version__,
+        "spec": spec.to_toml(),
+        "spec_name": spec.name,
+        "method": method,
+        "seed": int(seed),
+        "data_summary": cells.summary.to_json(),
+        **(attrs or {}),
+    })
+    return tree
+
+
+def _names(names: Sequence[str], index: np.ndarray) -> np.ndarray:
+    return np.asarray(names, dtype=object)[index].astype(str)

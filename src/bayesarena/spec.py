@@ -1,0 +1,319 @@
+"""Declarative model specifications (``models/NAME.toml``): load, validate, and name bad keys.
+
+A spec says which likelihood to use, how ties and both-bad votes are treated, the priors and
+their hyper-parameters, and the sampler defaults. A methodology paper cites a spec file; a user
+copies one and edits priors without touching Python.
+
+Example (``models/bt-davidson.toml``)::
+
+    name = "bt-davidson"
+    description = "Bradley-Terry with Davidson ties and a modelled both-bad share"
+
+    [likelihood]
+    ties = "davidson"        # "drop" | "davidson" | "half"
+    both_bad = "modelled"    # "drop" | "as_tie" | "modelled"
+
+    [strength]
+    parametrization = "centered"   # "centered" | "noncentered"
+
+    [priors]
+    sigma = { family = "half_normal", scale = 1.0 }
+    log_nu = { family = "normal", loc = -0.5, scale = 1.0 }
+    bothbad_intercept = { family = "normal", loc = 0.0, scale = 1.5 }
+    bothbad_slope = { family = "normal", loc = 0.0, scale = 1.0 }
+
+    [sampler]
+    chains = 4
+    warmup = 500
+    draws = 1000
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bayesarena.errors import SpecError
+
+#: Prior families and their required hyper-parameters.
+PRIOR_FAMILIES: Mapping[str, tuple[str, ...]] = {
+    "normal": ("loc", "scale"),
+    "half_normal": ("scale",),
+    "half_cauchy": ("scale",),
+    "exponential": ("rate",),
+    "student_t": ("df", "loc", "scale"),
+}
+
+TIE_MODES = ("drop", "davidson", "half")
+BOTH_BAD_MODES = ("drop", "as_tie", "modelled")
+PARAMETRIZATIONS = ("centered", "noncentered")
+CHAIN_METHODS = ("sequential", "vectorized", "parallel")
+INIT_STRATEGIES = ("laplace", "prior_median")
+
+#: Which priors each likelihood choice needs, with the defaults used when a spec omits them.
+DEFAULT_PRIORS: Mapping[str, Mapping[str, Any]] = {
+    "sigma": {"family": "half_normal", "scale": 1.0},
+    "log_nu": {"family": "normal", "loc": -0.5, "scale": 1.0},
+    "bothbad_intercept": {"family": "normal", "loc": 0.0, "scale": 1.5},
+    "bothbad_slope": {"family": "normal", "loc": 0.0, "scale": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution: ``family`` and its hyper-parameters (all floats)."""
+
+    family: str
+    params: Mapping[str, float]
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.family}({args})"
+
+
+@dataclass(frozen=True)
+class LikelihoodSpec:
+    """How a vote's outcome depends on the strengths.
+
+    ``link`` is the logistic (Bradley-Terry) link. ``ties``: ``drop`` (ties are dropped from the
+    data and accounted in the summary), ``davidson`` (Davidson 1970), ``half`` (a tie counts as
+    half a win for each side, LMArena's convention). ``both_bad``: ``drop``, ``as_tie`` (an
+    ordinary tie), ``modelled`` (its share among ties depends on the pair's mean strength).
+    """
+
+    link: str = "logit"
+    ties: str = "davidson"
+    both_bad: str = "modelled"
+
+
+@dataclass(frozen=True)
+class StrengthSpec:
+    """Strengths: sum-to-zero ``theta ~ ZeroSumNormal(sigma)``, centred or non-centred."""
+
+    parametrization: str = "centered"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """NUTS defaults. ``init = "laplace"`` starts chains from draws of the Laplace approximation
+    and seeds the mass matrix with its variances, which shortens warmup."""
+
+    chains: int = 4
+    warmup: int = 500
+    draws: int = 1000
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+    chain_method: str = "sequential"
+    init: str = "laplace"
+    dense_mass: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated model specification."""
+
+    name: str
+    description: str = ""
+    likelihood: LikelihoodSpec = field(default_factory=LikelihoodSpec)
+    strength: StrengthSpec = field(default_factory=StrengthSpec)
+    priors: Mapping[str, Prior] = field(default_factory=dict)
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    source: str = ""  # the TOML text it was read from ("" when built in Python)
+
+    @property
+    def required_priors(self) -> tuple[str, ...]:
+        """Names of the priors this likelihood uses."""
+        names = ["sigma"]
+        if self.likelihood.ties == "davidson":
+            names.append("log_nu")
+        if self.likelihood.both_bad == "modelled":
+            names += ["bothbad_intercept", "bothbad_slope"]
+        return tuple(names)
+
+    def with_sampler(self, **changes: Any) -> ModelSpec:
+        """A copy with some sampler settings changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        sampler = replace(self.sampler, **changes)
+        _validate_sampler(sampler, where="sampler")
+        return replace(self, sampler=sampler)
+
+    def to_toml(self) -> str:
+        """The spec as TOML (its source text when it was read from a file)."""
+        return self.source or _to_toml(self)
+
+
+def spec_dirs() -> list[Path]:
+    """Directories searched for named specs: the installed package data, then the source
+    checkout's top-level ``models/``."""
+    dirs = []
+    packaged = Path(__file__).resolve().parent / "models"  # wheel: force-included package data
+    if packaged.is_dir():
+        dirs.append(packaged)
+    checkout = Path(__file__).resolve().parents[2] / "models"
+    if checkout.is_dir():
+        dirs.append(checkout)
+    return dirs
+
+
+def available_specs() -> list[str]:
+    """Names of the shipped specs."""
+    return sorted({p.stem for d in spec_dirs() for p in d.glob("*.toml")})
+
+
+def load_spec(name_or_path: str | Path | ModelSpec) -> ModelSpec:
+    """Load a spec by shipped name (``"bt-davidson"``) or path (``"models/bt.toml"``)."""
+    if isinstance(name_or_path, ModelSpec):
+        return name_or_path
+    path = Path(name_or_path)
+    if path.suffix != ".toml" or not path.exists():
+        for d in spec_dirs():
+            candidate = d / f"{path.stem if path.suffix == '.toml' else name_or_path}.toml"
+            if candidate.exists():
+                path = candidate
+                break
+        else:
+            raise SpecError(
+                f"no model spec {str(name_or_path)!r}: not a file, and not one of the shipped "
+                f"specs {available_specs()}"
+            )
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_spec(raw, source=text, where=str(path))
+
+
+def parse_spec(raw: Mapping[str, Any], *, source: str = "", where: str = "spec") -> ModelSpec:
+    """Validate a spec given as a mapping (the parsed TOML) and build a :class:`ModelSpec`."""
+    allowed = {"name", "description", "likelihood", "strength", "priors", "sampler"}
+    _no_unknown_keys(raw, allowed, where)
+    if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"]:
+        raise SpecError(f"{where}: key 'name' must be a non-empty string")
+    likelihood = _section(raw, "likelihood", LikelihoodSpec, where)
+    _check_choice(likelihood.link, ("logit",), f"{where}: likelihood.link")
+    _check_choice(likelihood.ties, TIE_MODES, f"{where}: likelihood.ties")
+    _check_choice(likelihood.both_bad, BOTH_BAD_MODES, f"{where}: likelihood.both_bad")
+    if likelihood.ties == "drop" and likelihood.both_bad != "drop":
+        raise SpecError(
+            f"{where}: likelihood.both_bad = {likelihood.both_bad!r} needs a tie model; with "
+            "ties = 'drop' set both_bad = 'drop'"
+        )
+    if likelihood.ties == "half" and likelihood.both_bad == "modelled":
+        raise SpecError(
+            f"{where}: likelihood.both_bad = 'modelled' needs ties = 'davidson' (half-win ties "
+            "have no tie probability to split); use both_bad = 'as_tie' or 'drop'"
+        )
+    strength = _section(raw, "strength", StrengthSpec, where)
+    _check_choice(strength.parametrization, PARAMETRIZATIONS, f"{where}: strength.parametrization")
+    sampler = _section(raw, "sampler", SamplerSpec, where)
+    _validate_sampler(sampler, where=f"{where}: sampler")
+
+    spec = ModelSpec(
+        name=raw["name"],
+        description=str(raw.get("description", "")),
+        likelihood=likelihood,
+        strength=strength,
+        sampler=sampler,
+        source=source,
+    )
+    raw_priors = raw.get("priors", {})
+    if not isinstance(raw_priors, Mapping):
+        raise SpecError(f"{where}: 'priors' must be a table")
+    _no_unknown_keys(raw_priors, set(spec.required_priors), f"{where}: priors", hint=(
+        "this likelihood uses only these priors"))
+    priors = {
+        name: _parse_prior(raw_priors.get(name, DEFAULT_PRIORS[name]), f"{where}: priors.{name}")
+        for name in spec.required_priors
+    }
+    return replace(spec, priors=priors)
+
+
+def _parse_prior(raw: Any, where: str) -> Prior:
+    if not isinstance(raw, Mapping) or "family" not in raw:
+        raise SpecError(f"{where}: expected a table with 'family' and its parameters, got {raw!r}")
+    family = raw["family"]
+    _check_choice(family, tuple(PRIOR_FAMILIES), f"{where}.family")
+    needed = PRIOR_FAMILIES[family]
+    _no_unknown_keys(raw, {"family", *needed}, where)
+    params = {}
+    for key in needed:
+        if key not in raw:
+            raise SpecError(f"{where}: family {family!r} needs key {key!r}")
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"{where}.{key}: expected a number, got {value!r}")
+        if key in ("scale", "rate", "df") and not value > 0:
+            raise SpecError(f"{where}.{key}: must be > 0, got {value!r}")
+        params[key] = float(value)
+    return Prior(family=family, params=params)
+
+
+def _section(raw: Mapping[str, Any], key: str, cls: type, where: str) -> Any:
+    section = raw.get(key, {})
+    if not isinstance(section, Mapping):
+        raise SpecError(f"{where}: '{key}' must be a table")
+    names = {f.name: f for f in fields(cls)}
+    _no_unknown_keys(section, set(names), f"{where}: {key}")
+    defaults = cls()
+    for name, value in section.items():
+        expected = type(getattr(defaults, name))
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            raise SpecError(
+                f"{where}: {key}.{name} must be {expected.__name__}, got {value!r}"
+            )
+    return cls(**{k: (float(v) if isinstance(getattr(defaults, k), float) else v)
+                  for k, v in section.items()})
+
+
+def _validate_sampler(s: SamplerSpec, where: str) -> None:
+    for name in ("chains", "warmup", "draws", "max_tree_depth"):
+        value = getattr(s, name)
+        if value < (0 if name == "warmup" else 1):
+            raise SpecError(f"{where}.{name} must be positive, got {value}")
+    if not 0 < s.target_accept < 1:
+        raise SpecError(f"{where}.target_accept must be in (0, 1), got {s.target_accept}")
+    _check_choice(s.chain_method, CHAIN_METHODS, f"{where}.chain_method")
+    _check_choice(s.init, INIT_STRATEGIES, f"{where}.init")
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise SpecError(f"{where}: expected one of {list(choices)}, got {value!r}")
+
+
+def _no_unknown_keys(raw: Mapping[str, Any], allowed: set[str], where: str, hint: str = "") -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        extra = f" ({hint})" if hint else ""
+        raise SpecError(
+            f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}{extra}"
+        )
+
+
+def _to_toml(spec: ModelSpec) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+
+    lines = [f"name = {fmt(spec.name)}", f"description = {fmt(spec.description)}", ""]
+    for section in ("likelihood", "strength", "sampler"):
+        lines.append(f"[{section}]")
+        obj = getattr(spec, section)
+        lines += [f"{f.name} = {fmt(getattr(obj, f.name))}" for f in fields(obj)]
+        lines.append("")
+    lines.append("[priors]")
+    for name, prior in spec.priors.items():
+        body = ", ".join([f'family = "{prior.family}"'] + [f"{k} = {v!r}" for k, v in
+                                                           prior.params.items()])
+        lines.append(f"{name} = {{ {body} }}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+import pytest
+
+from bayesarena.errors import SpecError
+from bayesarena.spec import available_specs, load_spec, parse_spec
+
+
+def test_shipped_specs_load():
+    names = available_specs()
+    assert {"bt", "bt-davidson", "bt-ties-half"} <= set(names)
+    for name in names:
+        spec = load_spec(name)
+        assert spec.name == name
+        assert set(spec.priors) == set(spec.required_priors)
+
+
+def test_load_by_path_and_bad_toml(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(load_spec("bt").to_toml().replace('name = "bt"', 'name = "mine"'))
+    assert load_spec(path).name == "mine"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
+
+
+def test_to_toml_roundtrip():
+    import tomllib
+
+    spec = load_spec("bt-davidson")
+    again = parse_spec(tomllib.loads(spec.to_toml()))
+    assert again.likelihood == spec.likelihood
+    assert again.priors == spec.priors
+    assert again.sampler == spec.sampler
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"name": "x", "likelyhood": {}}, "likelyhood"),
+        ({"name": "x", "likelihood": {"ties": "rao"}}, "likelihood.ties"),
+        ({"name": "x", "likelihood": {"ties": "drop", "both_bad": "modelled"}}, "both_bad"),
+        ({"name": "x", "likelihood": {"ties": "half", "both_bad": "modelled"}}, "both_bad"),
+        ({"name": "x", "priors": {"sigma": {"family": "gamma", "scale": 1}}}, "sigma.family"),
+        ({"name": "x", "priors": {"sigma": {"family": "half_normal", "scale": -1}}}, "scale"),
+        ({"name": "x", "priors": {"sigma": {"family": "half_normal"}}}, "'scale'"),
+        ({"name": "x", "priors": {"nu": {"family": "normal", "loc": 0, "scale": 1}}}, "nu"),
+        ({"name": "x", "sampler": {"chains": "four"}}, "sampler.chains"),
+        ({"name": "x", "sampler": {"target_accept": 1.5}}, "target_accept"),
+        ({"name": "x", "sampler": {"chain_method": "mpi"}}, "chain_method"),
+        ({"description": "no name"}, "'name'"),
+    ],
+)
+def test_bad_specs_name_the_key(raw, fragment):
+    with pytest.raises(SpecError, match=None) as info:
+        parse_spec(raw)
+    assert fragment in str(info.value)
+
+
+def test_unknown_spec_name_lists_shipped():
+    with pytest.raises(SpecError, match="bt-davidson"):
+        load_spec("no-such-model")
+
+
+def test_with_sampler_overrides_and_validates():
+    spec = load_spec("bt").with_sampler(chains=2, draws=None)
+    assert spec.sampler.chains == 2
+    assert spec.sampler.draws == load_spec("bt").sampler.draws
+    with pytest.raises(SpecError):
+        load_spec("bt").with_sampler(chains=0)
