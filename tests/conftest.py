@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("BAYESARENA_JAX_CACHE", str(Path(__file__).resolve().parents[1] / ".jax_cache"))
+os.environ.setdefault(
+    "BAYESARENA_JAX_CACHE", str(Path(__file__).resolve().parents[1] / ".jax_cache")
+)
 
-from bayesarena import aggregate, fit, read_votes, simulate_arena  # noqa: E402
+from bayesarena import aggregate, fit, read_votes, simulate_arena
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Small but honest sampler settings for tests: 4 chains so R-hat means something.
-TEST_SAMPLER = {"chains": 4, "warmup": 300, "draws": 500}
+TEST_SAMPLER = {"chains": 4, "warmup": 300, "draws": 1000}
 
 
 @pytest.fixture(scope="session")

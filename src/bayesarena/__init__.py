@@ -9,6 +9,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# Before anything imports JAX: ask for host devices so chains can run in parallel.
+from bayesarena import jaxconfig as _jaxconfig  # noqa: F401, I001
+
 from bayesarena.aggregate import aggregate
 from bayesarena.errors import BayesArenaError, SamplingWarning
 from bayesarena.fit import fit

@@ -5,11 +5,12 @@ Errors from bad input print one line (``error: ...``) and exit with status 2; no
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -28,21 +29,22 @@ err_console = Console(stderr=True)
 
 
 def main() -> None:
-    """Entry point: run the app, turning known errors into one clear line and exit code 2."""
-    try:
-        app(standalone_mode=False)
-    except BayesArenaError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        sys.exit(2)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
+    """Entry point of the ``bayesarena`` script."""
+    app()
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Register ``fn`` as a command whose known errors print one line and exit with 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (BayesArenaError, OSError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return app.command()(wrapper)
 
 
 def _leaderboard_table(table, top: int | None = None) -> Table:
@@ -73,7 +75,7 @@ def _print_fit_report(post) -> None:
     console.print(f"[{style}]{format_diagnostics(diag)}[/]", highlight=False)
 
 
-@app.command()
+@command
 def fit(
     data: Annotated[Path, typer.Argument(help="Votes: CSV, JSON, JSONL or Parquet file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Posterior file (.nc/.zarr).")
@@ -105,7 +107,7 @@ def fit(
     console.print(f"posterior written to {output}", highlight=False)
 
 
-@app.command()
+@command
 def leaderboard(
     posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesarena fit`.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="md, csv or json.")] = "md",
@@ -129,7 +131,7 @@ def leaderboard(
         console.print(f"leaderboard written to {output}", highlight=False)
 
 
-@app.command()
+@command
 def simulate(
     output: Annotated[Path, typer.Option("-o", "--output", help="Votes file (.csv/.parquet/"
                                          ".jsonl).")] = Path("votes.csv"),
@@ -154,7 +156,7 @@ def simulate(
         true.ratings().rename_axis("model").reset_index().to_csv(truth, index=False)
 
 
-@app.command()
+@command
 def recommend(
     posterior: Annotated[Path, typer.Argument(help="Posterior file.")],
     k: Annotated[int, typer.Option("-k", help="Number of pairs.")] = 10,
@@ -168,7 +170,7 @@ def recommend(
     console.print(table.to_string(index=False), highlight=False)
 
 
-@app.command()
+@command
 def specs() -> None:
     """List the shipped model specs."""
     from bayesarena.spec import available_specs, load_spec
@@ -177,7 +179,7 @@ def specs() -> None:
         console.print(f"{name:16s} {load_spec(name).description}", highlight=False)
 
 
-@app.command()
+@command
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out"),
     models: Annotated[int, typer.Option(help="Number of models.")] = 30,

@@ -51,7 +51,7 @@ def bt_log_probs(d: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def davidson_log_normaliser(d: jax.Array, log_nu: jax.Array | float) -> jax.Array:
-    """``log(e^{d/2} + e^{-d/2} + nu)`` in the closed form ``|d|/2 + log1p(e^{-|d|} + nu e^{-|d|/2})``."""
+    """``log(e^{d/2} + e^{-d/2} + nu)``, as ``|d|/2 + log1p(e^{-|d|} + nu e^{-|d|/2})``."""
     a = jnp.abs(d)
     return 0.5 * a + jnp.log1p(jnp.exp(-a) + jnp.exp(log_nu - 0.5 * a))
 
@@ -72,7 +72,7 @@ def log_outcome_probs(
     both_bad: str,
     params: OutcomeParams,
 ) -> jax.Array:
-    """Log-probability of each outcome ``(win_i, win_j, tie, tie_bothbad)``, shape ``d.shape + (4,)``.
+    """Log-probability of each outcome ``(win_i, win_j, tie, tie_bothbad)``; shape ``(..., 4)``.
 
     ``ties`` is ``"drop" | "davidson" | "half"``; ``both_bad`` is ``"drop" | "as_tie" |
     "modelled"`` (see the module docstring for the formulas). Outcomes a spec drops get log

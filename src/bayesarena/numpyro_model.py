@@ -58,7 +58,8 @@ def outcome_params(spec: ModelSpec) -> OutcomeParams:
     if lik.ties == "davidson":
         log_nu = numpyro.sample("log_nu", prior_distribution(spec.priors["log_nu"]))
     if lik.both_bad == "modelled":
-        a = numpyro.sample("bothbad_intercept", prior_distribution(spec.priors["bothbad_intercept"]))
+        a = numpyro.sample("bothbad_intercept",
+                           prior_distribution(spec.priors["bothbad_intercept"]))
         b = numpyro.sample("bothbad_slope", prior_distribution(spec.priors["bothbad_slope"]))
     return OutcomeParams(log_nu=log_nu, bothbad_intercept=a, bothbad_slope=b)
 

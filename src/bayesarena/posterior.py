@@ -77,8 +77,8 @@ class Posterior:
 
     def __repr__(self) -> str:
         post = self.tree["posterior"]
-        return (f"<Posterior spec={self.spec.name!r} method={self.method} models={len(self.models)} "
-                f"chains={post.sizes['chain']} draws={post.sizes['draw']}>")
+        return (f"<Posterior spec={self.spec.name!r} method={self.method} "
+                f"models={len(self.models)} chains={post.sizes['chain']} draws={post.sizes['draw']}>")
 
     # ---- draws --------------------------------------------------------------------------
     def theta_draws(self) -> np.ndarray:

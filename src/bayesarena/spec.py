@@ -50,7 +50,7 @@ PRIOR_FAMILIES: Mapping[str, tuple[str, ...]] = {
 TIE_MODES = ("drop", "davidson", "half")
 BOTH_BAD_MODES = ("drop", "as_tie", "modelled")
 PARAMETRIZATIONS = ("centered", "noncentered")
-CHAIN_METHODS = ("sequential", "vectorized", "parallel")
+CHAIN_METHODS = ("auto", "sequential", "vectorized", "parallel")
 INIT_STRATEGIES = ("laplace", "prior_median")
 
 #: Which priors each likelihood choice needs, with the defaults used when a spec omits them.
@@ -106,7 +106,7 @@ class SamplerSpec:
     draws: int = 1000
     target_accept: float = 0.8
     max_tree_depth: int = 10
-    chain_method: str = "sequential"
+    chain_method: str = "auto"  # parallel when there are enough devices, else sequential
     init: str = "laplace"
     dense_mass: bool = False
 

@@ -1,0 +1,48 @@
+"""The CLI on good and bad input, through the real entry point in a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "bayesarena.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, check=False)
+
+
+def test_simulate_fit_leaderboard(tmp_path):
+    r = run("simulate", "-o", "votes.csv", "--models", "6", "--votes", "1500", "--seed", "2",
+            "--truth", "truth.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path / "votes.csv")) == 1500
+    r = run("fit", "votes.csv", "-o", "post.nc", "--method", "laplace", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "used 1,500 rows" in r.stdout
+    r = run("leaderboard", "post.nc", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["models"]) == 6
+    r = run("leaderboard", "post.nc", "--format", "csv", "-o", "lb.csv", cwd=tmp_path)
+    assert r.returncode == 0 and len(pd.read_csv(tmp_path / "lb.csv")) == 6
+    r = run("recommend", "post.nc", "-k", "3", cwd=tmp_path)
+    assert r.returncode == 0 and "eig" in r.stdout
+
+
+def test_bad_input_is_one_line_error(tmp_path):
+    pd.DataFrame({"model_a": ["x", "y"], "model_b": ["y", "x"],
+                  "winner": ["model_a", "draw?"]}).to_csv(tmp_path / "bad.csv", index=False)
+    r = run("fit", "bad.csv", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "draw?" in r.stderr and "winner" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 3  # one message (rich may wrap a long line)
+
+
+def test_missing_file_and_bad_format(tmp_path):
+    r = run("fit", "nope.csv", cwd=tmp_path)
+    assert r.returncode == 2 and "nope.csv" in r.stderr and "Traceback" not in r.stderr
+    r = run("leaderboard", "nope.nc", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = run("fit", "x.csv", "--model", "no-such-spec", cwd=tmp_path)
+    assert r.returncode == 2
