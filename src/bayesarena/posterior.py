@@ -78,7 +78,8 @@ class Posterior:
     def __repr__(self) -> str:
         post = self.tree["posterior"]
         return (f"<Posterior spec={self.spec.name!r} method={self.method} "
-                f"models={len(self.models)} chains={post.sizes['chain']} draws={post.sizes['draw']}>")
+                f"models={len(self.models)} chains={post.sizes['chain']} "
+                f"draws={post.sizes['draw']}>")
 
     # ---- draws --------------------------------------------------------------------------
     def theta_draws(self) -> np.ndarray:
