@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -49,16 +50,17 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _leaderboard_table(table, top: int | None = None) -> Table:
     prob = table.attrs.get("prob", 0.95)
-    out = Table(title=f"Leaderboard ({table.attrs.get('spec')}, {table.attrs.get('method')})")
+    out = Table(title=f"Leaderboard ({table.attrs.get('spec')}, {table.attrs.get('method')})",
+                box=box.SIMPLE_HEAD)
     for col, justify in [("Rank", "right"), ("Model", "left"), ("Rating", "right"),
                          (f"{100 * prob:g}% CrI", "right"), ("Votes", "right"),
-                         ("P(top 1)", "right"), ("Rank (joint)", "right"),
-                         ("Rank (UB)", "right")]:
-        out.add_column(col, justify=justify)
+                         ("P(1st)", "right"), (f"Rank {100 * prob:g}%", "right"),
+                         ("Rank UB", "right")]:
+        out.add_column(col, justify=justify, no_wrap=True)
     rows = table if top is None else table.head(top)
     for r in rows.itertuples(index=False):
         out.add_row(str(r.rank), str(r.model), f"{r.rating:.0f}",
-                    f"{r.rating_lower:.0f} – {r.rating_upper:.0f}", f"{r.votes:,}",
+                    f"{r.rating_lower:.0f}–{r.rating_upper:.0f}", f"{r.votes:,}",
                     f"{r.p_top1:.3f}", f"{r.rank_lower}–{r.rank_upper}", str(r.rank_ub))
     return out
 

@@ -181,7 +181,7 @@ class Posterior:
         if path.suffix == ".nc":
             self.tree.to_netcdf(path, engine="h5netcdf")
         elif path.suffix == ".zarr":
-            self.tree.to_zarr(path, mode="w")
+            self.tree.to_zarr(path, mode="w", consolidated=False)  # zarr v3 has no consolidation
         else:
             raise InputError(f"unsupported posterior file {path}: use a .nc or .zarr suffix")
         return path
@@ -193,7 +193,7 @@ class Posterior:
         if not path.exists():
             raise BayesArenaError(f"no posterior file at {path}")
         if path.suffix == ".zarr":
-            tree = xr.open_datatree(path, engine="zarr").load()
+            tree = xr.open_datatree(path, engine="zarr", consolidated=False).load()
         elif path.suffix == ".nc":
             with xr.open_datatree(path, engine="h5netcdf") as opened:
                 tree = opened.load()
