@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,8 +27,7 @@ from bayesarena.io import read_votes
 from bayesarena.validation import check_categories, check_connected, check_models
 from bayesarena.votes import CELL_OUTCOMES, WINNER_ALIASES, Cells, ReadSummary
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MT_BENCH = DATA / "mt_bench_human" / "mt_bench_human_votes_subset.csv"
+MT_BENCH = SHARED_DATA / "mt_bench_human" / "mt_bench_human_votes_subset.csv"
 
 OUTCOME_INDEX = {"win_a": 0, "win_b": 1, "tie": 2, "tie_bothbad": 3}
 

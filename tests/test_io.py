@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +28,7 @@ from bayesarena.io import read_votes
 from bayesarena.validation import check_winner_map, sql_identifier, sql_literal
 from bayesarena.votes import OUTCOMES, WINNER_ALIASES
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MT_BENCH = DATA / "mt_bench_human" / "mt_bench_human_votes_subset.csv"
+MT_BENCH = SHARED_DATA / "mt_bench_human" / "mt_bench_human_votes_subset.csv"
 
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet")
 

@@ -261,7 +261,7 @@ def vote_checks(accepted_labels: Sequence[str]) -> tuple[RowCheck, ...]:
     """Checks of the per-vote form, in order, over a staged relation with VARCHAR columns
     ``model_a, model_b, winner`` and ``outcome`` (NULL where ``winner`` is not a known label).
     """
-    a, b, w = (sql_identifier(c) for c in ("model_a", "model_b", "winner"))
+    w = sql_identifier("winner")
     outcome = sql_identifier("outcome")
     return (
         _missing_model_check(),
@@ -279,13 +279,16 @@ def vote_checks(accepted_labels: Sequence[str]) -> tuple[RowCheck, ...]:
             (f"{w} IS NOT NULL AND {outcome} IS NULL",),
             partial(_describe_unknown_label, accepted=tuple(accepted_labels)),
         ),
-        RowCheck(
-            SELF_BATTLE,
-            SelfBattleError,
-            ("model_b",),
-            (f"coalesce({a} = {b}, false)",),
-            _describe_self_battle,
-        ),
+        _self_battle_check(),
+    )
+
+
+def _self_battle_check() -> RowCheck:
+    """Rows comparing a model with itself (``model_a = model_b``)."""
+    a, b = sql_identifier("model_a"), sql_identifier("model_b")
+    return RowCheck(
+        SELF_BATTLE, SelfBattleError, ("model_b",), (f"coalesce({a} = {b}, false)",),
+        _describe_self_battle,
     )
 
 
@@ -294,20 +297,13 @@ def count_checks(types: Mapping[str, str]) -> tuple[RowCheck, ...]:
     model_b`` and the raw count columns :data:`COUNT_COLUMNS` (``types`` maps each to its
     DuckDB type id, e.g. ``"bigint"``, ``"double"``, ``"varchar"``).
     """
-    a, b = sql_identifier("model_a"), sql_identifier("model_b")
     cols = {c: sql_identifier(c) for c in COUNT_COLUMNS}
     invalid = tuple(invalid_count_sql(cols[c], types[c]) for c in COUNT_COLUMNS)
     values = [count_value_sql(cols[c], types[c]) for c in COUNT_COLUMNS]
     all_zero = "coalesce(" + " AND ".join(f"{v} = 0" for v in values) + ", false)"
     return (
         _missing_model_check(),
-        RowCheck(
-            SELF_BATTLE,
-            SelfBattleError,
-            ("model_b",),
-            (f"coalesce({a} = {b}, false)",),
-            _describe_self_battle,
-        ),
+        _self_battle_check(),
         RowCheck(INVALID_COUNT, InvalidCountError, COUNT_COLUMNS, invalid, _describe_counts),
         RowCheck(NO_VOTES, None, COUNT_COLUMNS, (all_zero,), _describe_no_votes),
     )
