@@ -143,3 +143,15 @@ def test_bucket_size_bounds_padding():
     for n in [1, 7, 16, 17, 100, 435, 11_175, 43_327, 580_000]:
         b = bucket_size(n)
         assert n <= b <= max(16, n * 1.125)
+
+
+def test_prior_median_init_skips_laplace(small_cells, small_posterior):
+    """init = "prior_median" starts NUTS from the prior median and computes no Laplace fit."""
+    spec = load_spec("bt-davidson").with_sampler(init="prior_median")
+    post = fit(small_cells, spec, seed=3, progress=False, **TEST_SAMPLER)
+    assert "laplace_s" not in post.tree.attrs
+    assert post.diagnostics.ok, post.diagnostics.problems
+    ref = small_posterior.theta_draws()
+    # same posterior as the Laplace-initialised fit: 4 standard errors of a difference of two
+    # means, each with ESS >= 1000 (sd * sqrt(2 / 1000) = sd / sqrt(500))
+    assert np.all(np.abs(post.theta_draws().mean(0) - ref.mean(0)) < 4 * ref.std(0) / np.sqrt(500))

@@ -80,13 +80,13 @@ def test_recommend_excludes_and_ranks(small_posterior):
 
 def test_eig_matches_monte_carlo(small_posterior):
     """EIG from the closed expectation equals a simulation estimate of I(y; theta)."""
-    from bayesarena.recommend import _probs, expected_information_gain
+    from bayesarena.recommend import expected_information_gain
 
     theta = small_posterior.theta_draws()
     params = small_posterior.outcome_param_draws()
     pair = np.array([[0, 1]])
     eig = expected_information_gain(small_posterior, pair, max_draws=theta.shape[0])[0]
-    p = _probs(small_posterior, theta[:, [0]], theta[:, [1]], params)[:, 0, :]
+    p = small_posterior.outcome_probs_from_draws(theta[:, [0]], theta[:, [1]], params)[:, 0, :]
     rng = np.random.default_rng(0)
     y = (rng.random(len(p))[:, None] > np.cumsum(p, axis=1)).sum(1).clip(max=3)
     # I = E[log p(y|theta) - log p(y)], estimated from simulated (theta, y)

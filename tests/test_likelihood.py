@@ -3,7 +3,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayesarena.jaxconfig import configure_jax
 from bayesarena.likelihood import (
     OutcomeParams,
     davidson_log_normaliser,
@@ -13,7 +12,6 @@ from bayesarena.likelihood import (
     outcome_probs,
 )
 
-configure_jax()
 D = jnp.linspace(-40.0, 40.0, 801)
 
 

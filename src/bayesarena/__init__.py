@@ -9,8 +9,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Before anything imports JAX: ask for host devices so chains can run in parallel.
-from bayesarena import jaxconfig as _jaxconfig  # noqa: F401, I001
+# First, before anything imports JAX: importing jaxconfig asks XLA for host devices so chains
+# can run in parallel.
+from bayesarena.jaxconfig import configure_jax as _configure_jax  # noqa: I001
 
 from bayesarena.aggregate import aggregate
 from bayesarena.errors import BayesArenaError, SamplingWarning
@@ -20,6 +21,10 @@ from bayesarena.posterior import Posterior
 from bayesarena.simulate import ArenaTruth, simulate_arena
 from bayesarena.spec import ModelSpec, available_specs, load_spec
 from bayesarena.votes import Cells, ReadSummary, Votes
+
+# float64 and the compilation cache, once, so every result (simulations included) is computed
+# the same way whatever the call order: same seed and data, same numbers.
+_configure_jax()
 
 __all__ = [
     "ArenaTruth",

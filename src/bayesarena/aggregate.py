@@ -51,7 +51,7 @@ from bayesarena.validation import (
     sql_in_list,
     sql_literal,
 )
-from bayesarena.votes import CELL_OUTCOMES, Cells, ReadSummary, Votes
+from bayesarena.votes import CELL_OUTCOMES, COUNT_COLUMNS, Cells, ReadSummary, Votes
 
 _ALL = "all"
 
@@ -135,7 +135,7 @@ def _votes_sql(kind: str) -> str:
     """Votes a row stands for: 1 per vote, the sum of the counts for the counts form."""
     if kind == "votes":
         return "1"
-    return " + ".join(sql_identifier(c) for c in ("wins_a", "wins_b", "ties", "ties_bothbad"))
+    return " + ".join(sql_identifier(c) for c in COUNT_COLUMNS)
 
 
 def _selection_sql(models: Sequence[str] | None, categories: Sequence[str] | None) -> str:

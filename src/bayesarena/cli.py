@@ -156,7 +156,7 @@ def simulate(
     console.print(f"{len(df):,} votes among {models} models written to {output}",
                   highlight=False)
     if truth is not None:
-        true.ratings().rename_axis("model").reset_index().to_csv(truth, index=False)
+        _write_table(true.ratings().rename_axis("model").reset_index(), truth)
 
 
 @command
@@ -199,8 +199,8 @@ def demo(
 
     out.mkdir(parents=True, exist_ok=True)
     df, truth = simulate_arena(models, votes, seed=seed)
-    df.to_parquet(out / "votes.parquet", index=False)
-    truth.ratings().rename_axis("model").reset_index().to_csv(out / "truth.csv", index=False)
+    _write_table(df, out / "votes.parquet")
+    _write_table(truth.ratings().rename_axis("model").reset_index(), out / "truth.csv")
     console.rule("[bold]bayesarena demo: a simulated arena")
     cells = aggregate(read_votes(out / "votes.parquet"))
     post = fit_model(cells, "bt-davidson", seed=seed)

@@ -65,6 +65,11 @@ def _worst(ds: xr.Dataset, pick: str) -> tuple[float, str]:
     return best_val, best_label
 
 
+def _as_dataset(result: xr.Dataset | xr.DataTree) -> xr.Dataset:
+    """ArviZ returns a DataTree for DataTree input: take its Dataset."""
+    return result.to_dataset() if isinstance(result, xr.DataTree) else result
+
+
 def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
     """R-hat, bulk/tail ESS and divergences of a NUTS posterior; a Laplace posterior (independent
     draws from a Gaussian) reports its draw count only."""
@@ -75,12 +80,9 @@ def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -
         return Diagnostics(method=method, chains=chains, draws=draws)
     if var_names is None:
         var_names = [v for v in post.data_vars if not v.endswith("_z")]
-    rhat = azs.rhat(tree, var_names=var_names)
-    ess_bulk = azs.ess(tree, var_names=var_names, method="bulk")
-    ess_tail = azs.ess(tree, var_names=var_names, method="tail")
-    rhat = rhat.to_dataset() if isinstance(rhat, xr.DataTree) else rhat
-    ess_bulk = ess_bulk.to_dataset() if isinstance(ess_bulk, xr.DataTree) else ess_bulk
-    ess_tail = ess_tail.to_dataset() if isinstance(ess_tail, xr.DataTree) else ess_tail
+    rhat = _as_dataset(azs.rhat(tree, var_names=var_names))
+    ess_bulk = _as_dataset(azs.ess(tree, var_names=var_names, method="bulk"))
+    ess_tail = _as_dataset(azs.ess(tree, var_names=var_names, method="tail"))
     max_rhat, worst_rhat = _worst(rhat, "max")
     min_bulk, worst_bulk = _worst(ess_bulk, "min")
     min_tail, worst_tail = _worst(ess_tail, "min")

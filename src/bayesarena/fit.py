@@ -16,7 +16,9 @@ Jankowiak (2019) for NumPyro.
 from __future__ import annotations
 
 import functools
+import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +28,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from numpyro.infer import MCMC, NUTS
+from numpyro.infer.initialization import init_to_median
 
 from bayesarena.diagnostics import compute_diagnostics, warn_if_unhealthy
-from bayesarena.jaxconfig import configure_jax
-from bayesarena.laplace import constrained_draws, laplace_approximation, sample_unconstrained
+from bayesarena.errors import BayesArenaError, SamplingWarning
+from bayesarena.laplace import (
+    LaplaceResult,
+    constrained_draws,
+    laplace_approximation,
+    sample_unconstrained,
+)
 from bayesarena.numpyro_model import pairwise_model
 from bayesarena.posterior import Posterior, build_tree
 from bayesarena.spec import ModelSpec, load_spec
@@ -121,96 +129,77 @@ def fit(
     of the Gaussian approximation at the mode. Diagnostics are computed after every fit and a
     :class:`~bayesarena.errors.SamplingWarning` names every failed threshold.
     """
-    configure_jax()
     spec = load_spec(spec).with_sampler(chains=chains, warmup=warmup, draws=draws,
                                         chain_method=chain_method, target_accept=target_accept)
     if method not in ("nuts", "laplace"):
-        from bayesarena.errors import BayesArenaError
-
         raise BayesArenaError(f"unknown method {method!r}: use 'nuts' or 'laplace'")
     cells, not_modelled = cells_for_spec(as_cells(data), spec)
     model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
     kwargs = pad_cells(cells)
     key_laplace, key_init, key_nuts = jax.random.split(jax.random.PRNGKey(seed), 3)
+    attrs: dict[str, Any] = {"votes_not_modelled": json.dumps(not_modelled, sort_keys=True)}
 
-    t0 = time.perf_counter()
-    lap = laplace_approximation(model, kwargs, key_laplace)
-    timings = {"laplace_s": time.perf_counter() - t0}
-    attrs: dict[str, Any] = {
-        "votes_not_modelled": _json(not_modelled),
-        "laplace_converged": int(lap.converged),
-        "laplace_grad_norm": lap.grad_norm,
-    }
+    lap = None
+    if method == "laplace" or spec.sampler.init == "laplace":
+        t0 = time.perf_counter()
+        lap = laplace_approximation(model, kwargs, key_laplace)
+        attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
+                     laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
+        if warn and not lap.converged:
+            warnings.warn(f"Laplace optimisation did not converge (max |gradient| "
+                          f"{lap.grad_norm:.2g})", SamplingWarning, stacklevel=2)
+
     if method == "laplace":
         flat = sample_unconstrained(lap, key_nuts, laplace_draws)
         samples = {k: v[None] for k, v in constrained_draws(lap, flat).items()}
-        tree = build_tree(samples, cells=cells, spec=spec, method="laplace", seed=seed,
-                          attrs={**attrs, **{k: round(v, 4) for k, v in timings.items()}})
-        post = Posterior(tree)
-        if warn and not lap.converged:
-            _warn(f"Laplace optimisation did not converge (max |gradient| {lap.grad_norm:.2g})")
-        return post
+        return Posterior(build_tree(samples, cells=cells, spec=spec, method="laplace",
+                                    seed=seed, attrs=attrs))
 
-    samples, stats, t_nuts = _run_nuts(model, kwargs, spec, lap, key_init, key_nuts, progress)
-    timings["nuts_s"] = t_nuts
+    samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, lap, key_init, key_nuts,
+                                                 progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
-                      sample_stats=stats,
-                      attrs={**attrs, **{k: round(v, 4) for k, v in timings.items()}})
+                      sample_stats=stats, attrs=attrs)
     diag = compute_diagnostics(tree)
-    tree.attrs["diagnostics"] = _json(diag.to_dict())
-    post = Posterior(tree)
-    post.__dict__["diagnostics"] = diag  # cached_property slot
+    tree.attrs["diagnostics"] = json.dumps(diag.to_dict(), sort_keys=True, default=float)
     if warn:
         warn_if_unhealthy(diag)
-    return post
+    return Posterior(tree, diagnostics=diag)
 
 
 def _run_nuts(
-    model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec, lap: Any,
-    key_init: jax.Array, key_nuts: jax.Array, progress: bool,
+    model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec,
+    lap: LaplaceResult | None, key_init: jax.Array, key_nuts: jax.Array, progress: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+    """Run NUTS; returns ``(chain, draw, ...)`` samples, sample stats and the seconds taken."""
     s = spec.sampler
-    init_params = None
-    inverse_mass = None
-    if s.init == "laplace":
+    init_params = inverse_mass = None
+    if lap is not None:  # init = "laplace"
         flat = sample_unconstrained(lap, key_init, s.chains, inflate=INIT_INFLATE)
         init_params = jax.vmap(lap.unravel)(jnp.asarray(flat))
+        if s.chains == 1:
+            init_params = jax.tree.map(lambda x: x[0], init_params)
         inverse_mass = None if s.dense_mass else jnp.asarray(lap.marginal_variances)
     chain_method = s.chain_method
     if chain_method == "auto":
         chain_method = "parallel" if jax.local_device_count() >= s.chains else "sequential"
     kernel = NUTS(model, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth,
-                  dense_mass=s.dense_mass, inverse_mass_matrix=inverse_mass)
+                  dense_mass=s.dense_mass, inverse_mass_matrix=inverse_mass,
+                  init_strategy=init_to_median(num_samples=15))  # used when init_params is None
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
                 chain_method=chain_method, progress_bar=progress, jit_model_args=True)
     t0 = time.perf_counter()
-    mcmc.run(key_nuts, init_params=init_params if s.chains > 1 or init_params is None
-             else jax.tree.map(lambda x: x[0], init_params),
+    mcmc.run(key_nuts, init_params=init_params,
              extra_fields=("diverging", "num_steps", "accept_prob", "energy",
                            "potential_energy"), **kwargs)
     # np.asarray blocks until JAX's asynchronous dispatch has finished: time after it
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    extra = mcmc.get_extra_fields(group_by_chain=True)
+    extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     elapsed = time.perf_counter() - t0
     stats = {
-        "diverging": np.asarray(extra["diverging"]),
-        "n_steps": np.asarray(extra["num_steps"]),
-        "acceptance_rate": np.asarray(extra["accept_prob"]),
-        "energy": np.asarray(extra["energy"]),
-        "lp": -np.asarray(extra["potential_energy"]),
+        "diverging": extra["diverging"],
+        "n_steps": extra["num_steps"],
+        "acceptance_rate": extra["accept_prob"],
+        "energy": extra["energy"],
+        "lp": -extra["potential_energy"],
     }
-    return samples, stats, elapsed
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True, default=float)
-
-
-def _warn(message: str) -> None:
-    import warnings
-
-    from bayesarena.errors import SamplingWarning
-
-    warnings.warn(message, SamplingWarning, stacklevel=3)
+    return samples, stats, round(elapsed, 4)

@@ -1,4 +1,4 @@
-"""JAX settings bayesarena relies on, applied once before the first fit.
+"""JAX settings bayesarena relies on, applied once when ``bayesarena`` is imported.
 
 - float64: a cell log-likelihood summed over a million votes is ~1e6 in magnitude, where
   float32 keeps only ~0.1 of absolute precision; NUTS's energy-error test would then see

@@ -23,6 +23,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import initialize_model
+from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
 
@@ -98,8 +99,6 @@ def sample_unconstrained(
     """Draws ``x = x* + inflate * L^{-T} eps`` from the Gaussian, shape ``(num_draws, dim)``."""
     eps = np.asarray(jax.random.normal(rng_key, (num_draws, result.mode.size)), dtype=float)
     # x - x* = L^{-T} eps has covariance (L L^T)^{-1} = H^{-1}
-    from scipy.linalg import solve_triangular
-
     offsets = solve_triangular(result.precision_chol.T, eps.T, lower=False).T
     return result.mode[None, :] + inflate * offsets
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bayesarena.errors import BayesArenaError
 from bayesarena.ranking import (
     joint_rank_intervals,
     marginal_intervals,
@@ -117,8 +118,6 @@ def render(table: pd.DataFrame, fmt: str) -> str:
         return table.to_csv(index=False)
     if fmt == "json":
         return to_json(table)
-    from bayesarena.errors import BayesArenaError
-
     raise BayesArenaError(f"unknown leaderboard format {fmt!r}: use one of {list(FORMATS)}")
 
 

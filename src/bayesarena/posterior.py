@@ -24,7 +24,9 @@ import xarray as xr
 
 from bayesarena.diagnostics import Diagnostics, compute_diagnostics
 from bayesarena.errors import BayesArenaError, InputError
+from bayesarena.leaderboard import leaderboard as build_leaderboard
 from bayesarena.likelihood import OutcomeParams, outcome_probs
+from bayesarena.ranking import prob_stronger
 from bayesarena.scale import DEFAULT_BASE, to_elo
 from bayesarena.spec import ModelSpec, parse_spec
 from bayesarena.validation import check_models
@@ -36,10 +38,12 @@ FORMAT_VERSION = 1
 class Posterior:
     """Posterior draws of a fitted arena model, with names as coordinates."""
 
-    def __init__(self, tree: xr.DataTree):
+    def __init__(self, tree: xr.DataTree, *, diagnostics: Diagnostics | None = None):
         if "posterior" not in tree.children or "theta" not in tree["posterior"].data_vars:
             raise InputError("not a bayesarena posterior: no posterior/theta in the DataTree")
         self.tree = tree
+        if diagnostics is not None:  # already computed by the fit: do not compute it twice
+            self.__dict__["diagnostics"] = diagnostics
 
     # ---- identity -----------------------------------------------------------------------
     @property
@@ -128,7 +132,7 @@ class Posterior:
             raise InputError(f"a model cannot be compared with itself: {model_a!r}")
         theta = self.theta_draws()
         a, b = self.models.index(model_a), self.models.index(model_b)
-        probs = self._outcome_probs(theta[:, a], theta[:, b])
+        probs = self.outcome_probs_from_draws(theta[:, a], theta[:, b])
         return pd.Series(probs.mean(axis=0), index=["win_a", "win_b", "tie", "tie_bothbad"],
                          name=f"{model_a} vs {model_b}")
 
@@ -143,7 +147,7 @@ class Posterior:
         n = theta.shape[1]
         out = np.full((n, n), np.nan)
         for i in range(n):
-            p = self._outcome_probs(theta[:, [i]], theta)[..., 0].mean(axis=0)
+            p = self.outcome_probs_from_draws(theta[:, [i]], theta)[..., 0].mean(axis=0)
             out[i] = p
         np.fill_diagonal(out, np.nan)
         return xr.DataArray(out, dims=("model", "opponent"),
@@ -152,20 +156,21 @@ class Posterior:
 
     def prob_stronger_matrix(self) -> xr.DataArray:
         """``P[i, j] = P(theta_i > theta_j | data)`` from joint draws (diagonal NaN)."""
-        from bayesarena.ranking import prob_stronger
-
         return xr.DataArray(prob_stronger(self.theta_draws()), dims=("model", "opponent"),
                             coords={"model": list(self.models), "opponent": list(self.models)},
                             name="p_stronger")
 
     def leaderboard(self, **kwargs) -> pd.DataFrame:
         """The leaderboard table; see :func:`bayesarena.leaderboard.leaderboard`."""
-        from bayesarena.leaderboard import leaderboard
+        return build_leaderboard(self, **kwargs)
 
-        return leaderboard(self, **kwargs)
-
-    def _outcome_probs(self, theta_i: np.ndarray, theta_j: np.ndarray) -> np.ndarray:
-        params = self.outcome_param_draws()
+    def outcome_probs_from_draws(
+        self, theta_i: np.ndarray, theta_j: np.ndarray, params: OutcomeParams | None = None
+    ) -> np.ndarray:
+        """Outcome probabilities ``(..., 4)`` per draw for strength draws ``theta_i, theta_j``
+        (draws on axis 0), with the fitted tie/both-bad parameters of the same draws (or the
+        ``params`` given, e.g. a subset of draws)."""
+        params = self.outcome_param_draws() if params is None else params
         shape = np.broadcast_shapes(theta_i.shape, theta_j.shape)
         expand = (slice(None),) + (None,) * (len(shape) - 1)
         params = OutcomeParams(*(None if p is None else p[expand] for p in params))

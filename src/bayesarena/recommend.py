@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.special import entr
 
+from bayesarena.errors import BayesArenaError
 from bayesarena.validation import check_models
 
 if TYPE_CHECKING:
@@ -28,8 +30,9 @@ if TYPE_CHECKING:
 MAX_DRAWS = 2000
 
 
-def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=axis)
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) over the last axis; ``entr(0) = 0``."""
+    return entr(p).sum(axis=-1)
 
 
 def expected_information_gain(
@@ -37,29 +40,19 @@ def expected_information_gain(
 ) -> np.ndarray:
     """EIG in nats of one vote on each pair; ``pairs`` is an ``(n_pairs, 2)`` index array."""
     theta = posterior.theta_draws()
-    if theta.shape[0] > max_draws:
-        keep = np.random.default_rng(seed).choice(theta.shape[0], max_draws, replace=False)
-        theta = theta[np.sort(keep)]
-    else:
-        keep = None
     params = posterior.outcome_param_draws()
-    if keep is not None:
-        params = type(params)(*(None if v is None else v[np.sort(keep)] for v in params))
+    if theta.shape[0] > max_draws:
+        keep = np.sort(np.random.default_rng(seed).choice(theta.shape[0], max_draws,
+                                                          replace=False))
+        theta = theta[keep]
+        params = type(params)(*(None if v is None else v[keep] for v in params))
     eig = np.empty(len(pairs))
     for start in range(0, len(pairs), 512):  # bound memory: draws x 512 pairs x 4 outcomes
         chunk = pairs[start:start + 512]
-        probs = _probs(posterior, theta[:, chunk[:, 0]], theta[:, chunk[:, 1]], params)
+        probs = posterior.outcome_probs_from_draws(theta[:, chunk[:, 0]], theta[:, chunk[:, 1]],
+                                                   params)
         eig[start:start + 512] = _entropy(probs.mean(axis=0)) - _entropy(probs).mean(axis=0)
     return eig
-
-
-def _probs(posterior: Posterior, ti: np.ndarray, tj: np.ndarray, params) -> np.ndarray:
-    from bayesarena.likelihood import OutcomeParams, outcome_probs
-
-    lik = posterior.spec.likelihood
-    expand = OutcomeParams(*(None if v is None else v[:, None] for v in params))
-    return np.asarray(outcome_probs(ti - tj, 0.5 * (ti + tj), ties=lik.ties,
-                                    both_bad=lik.both_bad, params=expand))
 
 
 def recommend_pairs(
@@ -81,8 +74,6 @@ def recommend_pairs(
     mask = allowed[iu] & allowed[ju]
     pairs = np.stack([iu[mask], ju[mask]], axis=1)
     if len(pairs) == 0:
-        from bayesarena.errors import BayesArenaError
-
         raise BayesArenaError("no pair left to recommend after the exclusions")
     eig = expected_information_gain(posterior, pairs, seed=seed)
     order = np.argsort(-eig, kind="stable")[:k]

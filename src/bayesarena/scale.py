@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bayesarena.validation import check_models
+
 #: Elo points per unit of logit strength.
 ELO_PER_LOGIT: float = 400.0 / math.log(10.0)
 
@@ -28,8 +30,6 @@ def to_elo(
     """Map strengths (last axis = model) to Elo ratings; ``anchor`` pins one model at ``base``."""
     theta = np.asarray(theta, dtype=float)
     if anchor is not None:
-        from bayesarena.validation import check_models
-
         check_models([anchor], models)
         theta = theta - theta[..., list(models).index(anchor)][..., None]
     return base + ELO_PER_LOGIT * theta

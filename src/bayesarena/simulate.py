@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from bayesarena.likelihood import OutcomeParams, outcome_probs
+from bayesarena.likelihood import OutcomeParams, davidson_log_probs, outcome_probs
 from bayesarena.scale import DEFAULT_BASE, ELO_PER_LOGIT
 
 #: Winner labels written for each outcome, in LMArena's public format.
@@ -75,12 +75,11 @@ def simulate_arena(
     iu, ju = np.triu_indices(n_models, k=1)
     d_all, m_all = theta[iu] - theta[ju], 0.5 * (theta[iu] + theta[ju])
 
-    def tie_gap(log_nu: float) -> float:
-        log_z = np.log(np.exp(d_all / 2) + np.exp(-d_all / 2) + np.exp(log_nu))
-        return float(np.mean(np.exp(log_nu - log_z)) - tie_rate)
+    def tie_probs(log_nu: float) -> np.ndarray:
+        return np.exp(np.asarray(davidson_log_probs(d_all, log_nu)[2]))
 
-    log_nu = brentq(tie_gap, -20.0, 20.0)
-    p_tie = np.exp(log_nu - np.log(np.exp(d_all / 2) + np.exp(-d_all / 2) + np.exp(log_nu)))
+    log_nu = brentq(lambda v: float(np.mean(tie_probs(v))) - tie_rate, -20.0, 20.0)
+    p_tie = tie_probs(log_nu)
     intercept = brentq(
         lambda a: float(np.average(expit(a + bothbad_slope * m_all), weights=p_tie)
                         - bothbad_share),
