@@ -131,3 +131,58 @@ def outcome_probs(
 
 def _keep_mask(both_bad: str) -> jax.Array:
     return jnp.array([1.0, 1.0, 1.0, 0.0 if both_bad != "modelled" else 1.0])
+
+
+# --- The arena model's factorised likelihood ----------------------------------------------
+#
+# Davidson's model factorises exactly into "is the vote decisive?" and "who wins a decisive
+# vote?":  P(i) = P(decisive | d) sigmoid(d), P(j) = P(decisive | d) sigmoid(-d), with
+# P(decisive | d) = 2 cosh(d/2) / (2 cosh(d/2) + nu).  The arena model (``models/arena.toml``)
+# keeps the first factor at the *models'* gap d (strengths, category deviations, position) and
+# lets the answer's style and the voter's reliability act on the second:
+#
+#     P(i wins | decisive) = eta_v sigmoid(d + e) + (1 - eta_v) sigmoid(-(d + e)),
+#
+# with e = beta . x the style offset of this vote and eta_v the voter's probability of voting
+# their true preference (Crowd-BT, Chen et al. 2013: eta = 1/2 is a random voter, eta < 1/2 an
+# adversarial one). With eta = 1 and e = 0 it is Davidson's model exactly. The payoff is
+# computational: the first factor depends on the cell only, so it aggregates over voters and
+# styles, and only the decisive votes of voters with their own parameter (or with style
+# features) need a row of their own in the second, which costs one tanh and one log1p a row.
+
+
+def decisive_log_probs(
+    d: jax.Array, log_nu: jax.Array | float
+) -> tuple[jax.Array, jax.Array]:
+    """Davidson's ``(log P(decisive | d), log P(tie | d))``.
+
+    ``P(decisive) = (e^{d/2} + e^{-d/2}) / (e^{d/2} + e^{-d/2} + nu)``; the log numerator is
+    ``|d|/2 + log1p(e^{-|d|})``, computed stably like the normaliser.
+    """
+    log_z = davidson_log_normaliser(d, log_nu)
+    a = jnp.abs(d)
+    return 0.5 * a + jnp.log1p(jnp.exp(-a)) - log_z, log_nu - log_z
+
+
+def direction_log_probs(
+    y: jax.Array, reliability: jax.Array | float | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """``(log P(i wins | decisive), log P(j wins | decisive))`` at gap ``y = d + e``.
+
+    Without a voter model (``reliability is None``) these are ``log sigmoid(+-y)``. With a
+    reliability ``r = 2 eta - 1`` in ``(-1, 1)``, ``eta sigmoid(y) + (1 - eta) sigmoid(-y) =
+    (1 + r tanh(y/2)) / 2``, so the log-probabilities are ``log1p(+-r tanh(y/2)) - log 2``.
+    """
+    if reliability is None:
+        return jax.nn.log_sigmoid(y), jax.nn.log_sigmoid(-y)
+    rt = reliability * jnp.tanh(0.5 * y)
+    return jnp.log1p(rt) - jnp.log(2.0), jnp.log1p(-rt) - jnp.log(2.0)
+
+
+def bothbad_split(
+    lp_tie: jax.Array, mean_strength: jax.Array, params: OutcomeParams
+) -> tuple[jax.Array, jax.Array]:
+    """Split ``log P(tie)`` into ``(log P(ordinary tie), log P(both bad))`` with the both-bad
+    share ``sigmoid(a + b m)``."""
+    share_logit = params.bothbad_intercept + params.bothbad_slope * mean_strength
+    return lp_tie + jax.nn.log_sigmoid(-share_logit), lp_tie + jax.nn.log_sigmoid(share_logit)
