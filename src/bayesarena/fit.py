@@ -20,6 +20,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,9 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 
+from bayesarena.arena_data import ArenaCells, arena_cells
+from bayesarena.arena_model import arena_model, model_arguments
 from bayesarena.diagnostics import compute_diagnostics, warn_if_unhealthy
 from bayesarena.errors import BayesArenaError, SamplingWarning
 from bayesarena.laplace import (
@@ -38,15 +42,30 @@ from bayesarena.laplace import (
     laplace_approximation,
     sample_unconstrained,
 )
-from bayesarena.numpyro_model import pairwise_model
+from bayesarena.numpyro_model import bucket_size, pad_rows, pairwise_model
 from bayesarena.posterior import Posterior, build_tree
-from bayesarena.spec import ModelSpec, load_spec
+from bayesarena.spec import ModelSpec, Prior, load_spec
 from bayesarena.validation import check_connected
 from bayesarena.votes import Cells, Votes
 
 Method = Literal["nuts", "laplace"]
 DEFAULT_SPEC = "bt-davidson"
 INIT_INFLATE = 1.5
+
+
+def as_votes(data: Votes | pd.DataFrame | str | Path) -> Votes:
+    """Read whatever was given into :class:`Votes` (hierarchical specs need the votes, not
+    the cells: voters, style and tag sets are per-vote)."""
+    if isinstance(data, Votes):
+        return data
+    if isinstance(data, Cells):
+        raise BayesArenaError(
+            "hierarchical specs (categories, voters, style, position) need the votes, not "
+            "aggregated Cells: pass the votes (a DataFrame, a path or read_votes(...))"
+        )
+    from bayesarena.io import read_votes
+
+    return read_votes(data)
 
 
 def as_cells(data: Cells | Votes | pd.DataFrame | str | Path) -> Cells:
@@ -87,24 +106,32 @@ def cells_for_spec(cells: Cells, spec: ModelSpec) -> tuple[Cells, dict[str, int]
     return out, dropped
 
 
-def bucket_size(n: int) -> int:
-    """Round ``n`` up to 4 significant bits (at most 12.5% padding), so that refits on a few
-    more cells hit the compilation cache instead of recompiling."""
-    if n <= 16:
-        return n
-    shift = n.bit_length() - 4
-    return -(-n // (1 << shift)) << shift
+def arena_for_spec(votes: Votes, spec: ModelSpec) -> tuple[ArenaCells, dict[str, int]]:
+    """:func:`~bayesarena.arena_data.arena_cells` with the outcomes the spec does not model
+    zeroed in the cells (the direction rows hold decisive votes only), and their counts."""
+    arena = arena_cells(votes, spec)
+    counts = arena.cells.counts.copy()
+    dropped: dict[str, int] = {}
+    for column, name, drop in ((2, "tie", spec.likelihood.ties == "drop"),
+                               (3, "tie_bothbad", spec.likelihood.both_bad == "drop")):
+        if drop and counts[:, column].sum():
+            dropped[name] = int(counts[:, column].sum())
+            counts[:, column] = 0
+    if not dropped:
+        return arena, {}
+    cells = replace(arena.cells, counts=counts)
+    keep = counts.sum(axis=1) > 0
+    check_connected(replace(cells, model_i=cells.model_i[keep], model_j=cells.model_j[keep],
+                            category=cells.category[keep], counts=counts[keep]))
+    return replace(arena, cells=cells), dropped
 
 
 def pad_cells(cells: Cells) -> dict[str, jax.Array]:
     """Model arguments with the cell axis padded to :func:`bucket_size` by zero-count cells."""
-    n, size = cells.n_cells, bucket_size(cells.n_cells)
-    model_i = np.zeros(size, dtype=np.int32)
-    model_j = np.ones(size, dtype=np.int32)
-    counts = np.zeros((size, 4), dtype=np.float64)
-    model_i[:n], model_j[:n], counts[:n] = cells.model_i, cells.model_j, cells.counts
-    return {"model_i": jnp.asarray(model_i), "model_j": jnp.asarray(model_j),
-            "counts": jnp.asarray(counts)}
+    size = bucket_size(cells.n_cells)
+    return {"model_i": jnp.asarray(pad_rows(cells.model_i, size)),
+            "model_j": jnp.asarray(pad_rows(cells.model_j, size, fill=1)),
+            "counts": jnp.asarray(pad_rows(cells.counts.astype(np.float64), size))}
 
 
 def fit(
@@ -133,19 +160,37 @@ def fit(
                                         chain_method=chain_method, target_accept=target_accept)
     if method not in ("nuts", "laplace"):
         raise BayesArenaError(f"unknown method {method!r}: use 'nuts' or 'laplace'")
-    cells, not_modelled = cells_for_spec(as_cells(data), spec)
-    model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
-    kwargs = pad_cells(cells)
+    arena = None
+    if spec.hierarchical:
+        arena, not_modelled = arena_for_spec(as_votes(data), spec)
+        cells = arena.cells
+        # the Laplace step works with non-centred category deviations: in centred coordinates
+        # the joint density is unbounded as a scale tau -> 0 (the funnel's neck), so the
+        # mode would not exist; the start is mapped back by _to_sampling_coordinates
+        lap_model, lap_kwargs = _arena_model(arena, _noncentred_categories(spec))
+        model, kwargs = _arena_model(arena, spec)  # redone below with the Laplace scales
+        init_values = ({"voter_logit_mean": _prior_centre(spec.priors["voter_logit_mean"])}
+                       if spec.voters.enabled else None)  # the mode with eta > 1/2, not its mirror
+    else:
+        cells, not_modelled = cells_for_spec(as_cells(data), spec)
+        model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
+        kwargs = pad_cells(cells)
+        lap_model, lap_kwargs, init_values = model, kwargs, None
     key_laplace, key_init, key_nuts = jax.random.split(jax.random.PRNGKey(seed), 3)
     attrs: dict[str, Any] = {"votes_not_modelled": json.dumps(not_modelled, sort_keys=True)}
 
     lap = None
     if method == "laplace" or spec.sampler.init == "laplace":
         t0 = time.perf_counter()
-        lap = laplace_approximation(model, kwargs, key_laplace)
+        lap = laplace_approximation(lap_model, lap_kwargs, key_laplace,
+                                    hessian="full" if method == "laplace" else "auto",
+                                    init_values=init_values)
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
                      laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
-        if warn and not lap.converged:
+        if arena is not None and spec.categories.enabled:  # centre where the data say so
+            tau = np.exp(np.asarray(lap.unravel(jnp.asarray(lap.mode))["category_scale"]))
+            model, kwargs = _arena_model(arena, spec, category_scale=tau)
+        if warn and method == "laplace" and not lap.converged:
             warnings.warn(f"Laplace optimisation did not converge (max |gradient| "
                           f"{lap.grad_norm:.2g})", SamplingWarning, stacklevel=2)
 
@@ -153,12 +198,15 @@ def fit(
         flat = sample_unconstrained(lap, key_nuts, laplace_draws)
         samples = {k: v[None] for k, v in constrained_draws(lap, flat).items()}
         return Posterior(build_tree(samples, cells=cells, spec=spec, method="laplace",
-                                    seed=seed, attrs=attrs))
+                                    seed=seed, attrs=attrs, arena=arena))
 
-    samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, lap, key_init, key_nuts,
-                                                 progress)
+    start = None
+    if lap is not None:
+        start = _to_sampling_coordinates(*_laplace_start(lap, key_init, spec.sampler.chains),
+                                         kwargs, cells.n_models)
+    samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
-                      sample_stats=stats, attrs=attrs)
+                      sample_stats=stats, attrs=attrs, arena=arena)
     diag = compute_diagnostics(tree)
     tree.attrs["diagnostics"] = json.dumps(diag.to_dict(), sort_keys=True, default=float)
     if warn:
@@ -166,19 +214,67 @@ def fit(
     return Posterior(tree, diagnostics=diag)
 
 
+def _arena_model(arena: ArenaCells, spec: ModelSpec, category_scale: np.ndarray | None = None
+                 ) -> tuple[Callable[..., None], dict]:
+    model = functools.partial(arena_model, n_models=arena.cells.n_models,
+                              n_voter_params=len(arena.voters) + 1, spec=spec)
+    return model, model_arguments(arena, spec, category_scale)
+
+
+def _noncentred_categories(spec: ModelSpec) -> ModelSpec:
+    if not spec.categories.enabled:
+        return spec
+    return replace(spec, categories=replace(spec.categories, parametrization="noncentered"))
+
+
+def _prior_centre(prior: Prior) -> float:
+    return float(prior.params.get("loc", 0.0))
+
+
+Start = tuple[dict[str, jax.Array], dict[str, jax.Array]]
+
+
+def _laplace_start(lap: LaplaceResult, key: jax.Array, chains: int) -> Start:
+    """Chain starts (overdispersed Laplace draws, leading axis = chain) and the Laplace
+    marginal variances, both as dicts of unconstrained sites."""
+    flat = sample_unconstrained(lap, key, chains, inflate=INIT_INFLATE)
+    init = jax.vmap(lap.unravel)(jnp.asarray(flat))
+    return init, lap.unravel(jnp.asarray(lap.marginal_variances))
+
+
+def _to_sampling_coordinates(init: dict, variances: dict, kwargs: dict, n_models: int) -> Start:
+    """Map a start found with non-centred category deviations (``category_z`` for every
+    element) to the sampled parametrisation: ``category_raw = tau z`` for the centred elements
+    (variance ~ tau^2 var(z) at the mode), ``category_z`` for the others."""
+    if "category_z" not in init or "centred_index" not in kwargs:
+        return init, variances
+    init, variances = dict(init), dict(variances)
+    z, var_z = init.pop("category_z"), variances.pop("category_z")
+    log_tau = init["category_scale"]  # HalfNormal-type prior: unconstrained = log
+    centred, noncentred = kwargs["centred_index"], kwargs["noncentred_index"]
+    if centred.shape[0]:
+        tau_c = jnp.exp(log_tau[..., centred // n_models])
+        init["category_raw"] = tau_c * z[..., centred]
+        variances["category_raw"] = jnp.mean(tau_c, axis=0) ** 2 * var_z[centred]
+    if noncentred.shape[0]:
+        init["category_z"] = z[..., noncentred]
+        variances["category_z"] = var_z[noncentred]
+    return init, variances
+
+
 def _run_nuts(
     model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec,
-    lap: LaplaceResult | None, key_init: jax.Array, key_nuts: jax.Array, progress: bool,
+    start: Start | None, key_nuts: jax.Array, progress: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-    """Run NUTS; returns ``(chain, draw, ...)`` samples, sample stats and the seconds taken."""
+    """Run NUTS; returns ``(chain, draw, ...)`` samples, sample stats and the seconds taken.
+    ``start``: chain starts and mass-matrix variances (``init = "laplace"``)."""
     s = spec.sampler
     init_params = inverse_mass = None
-    if lap is not None:  # init = "laplace"
-        flat = sample_unconstrained(lap, key_init, s.chains, inflate=INIT_INFLATE)
-        init_params = jax.vmap(lap.unravel)(jnp.asarray(flat))
+    if start is not None:
+        init_params, variances = start
         if s.chains == 1:
             init_params = jax.tree.map(lambda x: x[0], init_params)
-        inverse_mass = None if s.dense_mass else jnp.asarray(lap.marginal_variances)
+        inverse_mass = None if s.dense_mass else ravel_pytree(variances)[0]
     chain_method = s.chain_method
     if chain_method == "auto":
         chain_method = "parallel" if jax.local_device_count() >= s.chains else "sequential"

@@ -6,6 +6,14 @@ Jacobian. We minimise ``U`` with scipy's L-BFGS on a jitted value-and-gradient, 
 exact Hessian ``H = nabla^2 U(x*)`` with JAX and approximate ``p(x | data) ~ N(x*, H^{-1})``
 (Laplace 1774; Tierney & Kadane 1986).
 
+Above :data:`FULL_HESSIAN_MAX_DIM` parameters (the hierarchical arena model has thousands:
+category deviations, voter logits) the dense Hessian costs one Hessian-vector product per
+parameter, so only its diagonal is estimated, by Hutchinson's (1990) estimator
+``diag(H) ~ mean_k v_k * (H v_k)`` with Rademacher probes ``v_k`` (Bekas, Kokiopoulou & Saad
+2007). That Gaussian ignores correlations; it serves to start NUTS chains near the mode and to
+seed the mass matrix, not as a posterior (``fit(method="laplace")`` uses the full Hessian
+whatever the size).
+
 Why not NumPyro's ``AutoLaplaceApproximation``: it finds the mode by stochastic optimisation
 (SVI with Adam), which needs tuning of steps and learning rate and stops short of the mode on
 well-identified arena posteriors; a deterministic quasi-Newton solve converges to
@@ -14,6 +22,7 @@ gradient-norm tolerance in tens of iterations here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -26,38 +35,51 @@ from numpyro.infer.util import initialize_model
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
+FULL_HESSIAN_MAX_DIM = 2000
+HUTCHINSON_PROBES = 48
+
 
 class LaplaceResult(NamedTuple):
     """Mode and curvature of the log posterior in unconstrained space."""
 
     mode: np.ndarray  # flat unconstrained mode x*
-    precision_chol: np.ndarray  # lower Cholesky factor L of H = L L^T
+    precision_chol: np.ndarray | None  # lower Cholesky factor L of H = L L^T (full Hessian)
     unravel: Callable[[jax.Array], dict[str, jax.Array]]
     postprocess: Callable[[dict[str, jax.Array]], dict[str, jax.Array]]
     converged: bool
     iterations: int
     grad_norm: float
     potential: float
+    precision_diag: np.ndarray | None = None  # estimated diag(H) when H was not formed
 
     @property
     def marginal_variances(self) -> np.ndarray:
-        """Diagonal of ``H^{-1}`` (the Gaussian's marginal variances)."""
+        """Diagonal of ``H^{-1}`` (the Gaussian's marginal variances; ``1 / diag(H)`` when
+        only the diagonal was estimated)."""
+        if self.precision_chol is None:
+            return 1.0 / self.precision_diag
         inv_l = np.linalg.inv(self.precision_chol)
         return np.sum(inv_l**2, axis=0)
 
 
 def laplace_approximation(
     model: Callable[..., None], model_kwargs: dict[str, jax.Array], rng_key: jax.Array,
-    *, max_iter: int = 2000, gtol: float = 1e-6,
+    *, max_iter: int = 2000, gtol: float = 1e-6, hessian: str = "auto",
+    init_values: dict[str, float] | None = None,
 ) -> LaplaceResult:
     """Find the mode of ``model`` given ``model_kwargs`` and the Hessian there.
+
+    ``hessian``: ``"full"``, ``"diagonal"`` (Hutchinson estimate), or ``"auto"`` (full up to
+    :data:`FULL_HESSIAN_MAX_DIM` parameters). ``init_values``: starting values of some sites
+    (the others start uniformly in ``[-0.5, 0.5]`` on the unconstrained scale).
 
     ``model_kwargs`` must all be arrays (bind static settings with ``functools.partial``), so
     the jitted functions are compiled once per shape, not once per data set.
     """
     info = initialize_model(
         rng_key, model, model_kwargs=model_kwargs, dynamic_args=True,
-        init_strategy=init_to_uniform(radius=0.5), validate_grad=False,
+        init_strategy=functools.partial(_init_to_value_or_uniform, values=init_values or {}),
+        validate_grad=False,
     )  # uniform start + no gradient check: the eager model run is the slow part of a cold start
     x0, unravel = ravel_pytree(info.param_info.z)
     potential_gen = info.potential_fn
@@ -67,8 +89,16 @@ def laplace_approximation(
         return jax.value_and_grad(lambda y: potential_gen(**kwargs)(unravel(y)))(x)
 
     @jax.jit
-    def hessian(x: jax.Array, kwargs: dict[str, jax.Array]) -> jax.Array:
+    def full_hessian(x: jax.Array, kwargs: dict[str, jax.Array]) -> jax.Array:
         return jax.hessian(lambda y: potential_gen(**kwargs)(unravel(y)))(x)
+
+    @jax.jit
+    def hutchinson_diagonal(x: jax.Array, kwargs: dict[str, jax.Array],
+                            key: jax.Array) -> jax.Array:
+        grad = jax.grad(lambda y: potential_gen(**kwargs)(unravel(y)))
+        probes = jax.random.rademacher(key, (HUTCHINSON_PROBES, x.size), dtype=x.dtype)
+        hvp = jax.lax.map(lambda v: jax.jvp(grad, (x,), (v,))[1], probes)  # low memory
+        return jnp.mean(probes * hvp, axis=0)
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         v, g = value_and_grad(jnp.asarray(x), model_kwargs)
@@ -76,7 +106,18 @@ def laplace_approximation(
 
     res = minimize(fun, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "gtol": gtol, "maxcor": 30})
-    h = np.asarray(hessian(jnp.asarray(res.x), model_kwargs), dtype=float)
+    postprocess = info.postprocess_fn(**model_kwargs)
+    common = dict(mode=np.asarray(res.x), unravel=unravel, postprocess=postprocess,
+                  iterations=int(res.nit), grad_norm=float(np.max(np.abs(res.jac))),
+                  potential=float(res.fun))
+    if hessian == "diagonal" or (hessian == "auto" and res.x.size > FULL_HESSIAN_MAX_DIM):
+        diag = np.asarray(hutchinson_diagonal(jnp.asarray(res.x), model_kwargs, rng_key))
+        # an estimate: floor it at a small share of the typical curvature (a probe can
+        # make an entry small or negative where off-diagonal terms are large)
+        floor = 1e-2 * float(np.median(np.abs(diag)))
+        return LaplaceResult(precision_chol=None, converged=bool(res.success),
+                             precision_diag=np.maximum(diag, max(floor, 1e-8)), **common)
+    h = np.asarray(full_hessian(jnp.asarray(res.x), model_kwargs), dtype=float)
     h = 0.5 * (h + h.T)
     try:
         chol = np.linalg.cholesky(h)
@@ -85,12 +126,15 @@ def laplace_approximation(
         evals = np.linalg.eigvalsh(h)
         chol = np.linalg.cholesky(h + (jitter - min(0.0, float(evals.min()))) * np.eye(len(h)))
         res.success = False
-    postprocess = info.postprocess_fn(**model_kwargs)
-    return LaplaceResult(
-        mode=np.asarray(res.x), precision_chol=chol, unravel=unravel, postprocess=postprocess,
-        converged=bool(res.success), iterations=int(res.nit),
-        grad_norm=float(np.max(np.abs(res.jac))), potential=float(res.fun),
-    )
+    return LaplaceResult(precision_chol=chol, converged=bool(res.success), **common)
+
+
+def _init_to_value_or_uniform(site: dict, values: dict[str, float], radius: float = 0.5):
+    """NumPyro init strategy: the given value, else uniform in ``[-radius, radius]`` on the
+    unconstrained scale (``init_to_value`` falls back to a fixed radius of 2)."""
+    if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
+        return values[site["name"]]
+    return init_to_uniform(site, radius=radius)
 
 
 def sample_unconstrained(
@@ -98,6 +142,8 @@ def sample_unconstrained(
 ) -> np.ndarray:
     """Draws ``x = x* + inflate * L^{-T} eps`` from the Gaussian, shape ``(num_draws, dim)``."""
     eps = np.asarray(jax.random.normal(rng_key, (num_draws, result.mode.size)), dtype=float)
+    if result.precision_chol is None:
+        return result.mode[None, :] + inflate * eps / np.sqrt(result.precision_diag)[None, :]
     # x - x* = L^{-T} eps has covariance (L L^T)^{-1} = H^{-1}
     offsets = solve_triangular(result.precision_chol.T, eps.T, lower=False).T
     return result.mode[None, :] + inflate * offsets

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -54,14 +55,18 @@ def strengths(n_models: int, spec: ModelSpec) -> jax.Array:
 def outcome_params(spec: ModelSpec) -> OutcomeParams:
     """Sample the tie and both-bad parameters the spec's likelihood uses."""
     lik = spec.likelihood
-    log_nu = a = b = None
+    log_nu = a = b = threshold = None
     if lik.ties == "davidson":
         log_nu = numpyro.sample("log_nu", prior_distribution(spec.priors["log_nu"]))
+    if lik.ties == "rao_kupper":
+        threshold = numpyro.sample("tie_threshold",
+                                   prior_distribution(spec.priors["tie_threshold"]))
     if lik.both_bad == "modelled":
         a = numpyro.sample("bothbad_intercept",
                            prior_distribution(spec.priors["bothbad_intercept"]))
         b = numpyro.sample("bothbad_slope", prior_distribution(spec.priors["bothbad_slope"]))
-    return OutcomeParams(log_nu=log_nu, bothbad_intercept=a, bothbad_slope=b)
+    return OutcomeParams(log_nu=log_nu, bothbad_intercept=a, bothbad_slope=b,
+                         tie_threshold=threshold)
 
 
 def cell_log_probs(
@@ -72,7 +77,7 @@ def cell_log_probs(
     ti, tj = theta[..., model_i], theta[..., model_j]
     return log_outcome_probs(
         ti - tj, 0.5 * (ti + tj), ties=spec.likelihood.ties,
-        both_bad=spec.likelihood.both_bad, params=params,
+        both_bad=spec.likelihood.both_bad, params=params, link=spec.likelihood.link,
     )
 
 
@@ -89,3 +94,19 @@ def pairwise_model(
     params = outcome_params(spec)
     log_probs = cell_log_probs(theta, model_i, model_j, spec, params)
     numpyro.factor("votes", jnp.sum(cell_log_likelihood(counts, log_probs)))
+
+
+def bucket_size(n: int) -> int:
+    """Round ``n`` up to 4 significant bits (at most 12.5% padding), so that refits on a few
+    more cells hit the compilation cache instead of recompiling."""
+    if n <= 16:
+        return n
+    shift = n.bit_length() - 4
+    return -(-n // (1 << shift)) << shift
+
+
+def pad_rows(x: np.ndarray, size: int, fill: float = 0) -> np.ndarray:
+    """``x`` with its first axis padded to ``size`` by ``fill``."""
+    out = np.full((size, *x.shape[1:]), fill, dtype=x.dtype)
+    out[: x.shape[0]] = x
+    return out

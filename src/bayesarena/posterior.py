@@ -4,8 +4,9 @@ Groups (ArviZ 1.x conventions):
 - ``posterior``: ``theta (chain, draw, model)``, ``sigma``, and the tie/both-bad parameters;
 - ``sample_stats`` (NUTS): ``diverging``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``;
 - ``observed_data``: the cells' ``counts (cell, outcome)``;
-- ``constant_data``: each cell's ``model_i``, ``model_j``, ``category`` (names) and ``votes``
-  per model.
+- ``constant_data``: each cell's ``model_i``, ``model_j``, ``tagset`` (names: the cell's
+  category, or its tags joined by ``+``) and ``votes`` per model; for hierarchical specs also
+  each cell's ``position`` sign, ``voter_votes`` and ``model_category_votes``.
 Root attributes hold the spec (TOML text), the data summary (JSON), the fitting method, seed
 and diagnostics, so a saved file is self-describing. Files are netCDF (``.nc``, via h5netcdf)
 or zarr (``.zarr``); never pickle.
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesarena.arena_data import ArenaCells
 from bayesarena.diagnostics import Diagnostics, compute_diagnostics
 from bayesarena.errors import BayesArenaError, InputError
 from bayesarena.leaderboard import leaderboard as build_leaderboard
@@ -32,7 +34,7 @@ from bayesarena.spec import ModelSpec, parse_spec
 from bayesarena.validation import check_models
 from bayesarena.votes import CELL_OUTCOMES, Cells, ReadSummary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Posterior:
@@ -98,7 +100,7 @@ class Posterior:
         def get(name: str) -> np.ndarray | None:
             return post[name].values.reshape(-1) if name in post.data_vars else None
 
-        return OutcomeParams(get("log_nu"), get("bothbad_intercept"), get("bothbad_slope"))
+        return OutcomeParams(*(get(name) for name in OutcomeParams._fields))
 
     def ratings(self, *, base: float = DEFAULT_BASE, anchor: str | None = None) -> xr.DataArray:
         """Elo-scale rating draws ``(chain, draw, model)``; see :func:`bayesarena.scale.to_elo`."""
@@ -110,15 +112,15 @@ class Posterior:
         """The cells the model was fitted to (counts after the spec's dropped outcomes)."""
         const, obs = self.tree["constant_data"], self.tree["observed_data"]
         index = {m: k for k, m in enumerate(self.models)}
-        cats = tuple(str(c) for c in np.unique(const["category"].values))
+        tagset = const["tagset"].values
+        cats = tuple(str(c) for c in np.unique(tagset))
         cat_index = {c: k for k, c in enumerate(cats)}
         return Cells(
             models=self.models,
             categories=cats,
             model_i=np.array([index[str(m)] for m in const["model_i"].values], dtype=np.int32),
             model_j=np.array([index[str(m)] for m in const["model_j"].values], dtype=np.int32),
-            category=np.array([cat_index[str(c)] for c in const["category"].values],
-                              dtype=np.int32),
+            category=np.array([cat_index[str(c)] for c in tagset], dtype=np.int32),
             counts=np.asarray(obs["counts"].values, dtype=np.int64),
             summary=self.data_summary,
         )
@@ -176,7 +178,8 @@ class Posterior:
         params = OutcomeParams(*(None if p is None else p[expand] for p in params))
         lik = self.spec.likelihood
         return np.asarray(outcome_probs(theta_i - theta_j, 0.5 * (theta_i + theta_j),
-                                        ties=lik.ties, both_bad=lik.both_bad, params=params))
+                                        ties=lik.ties, both_bad=lik.both_bad, params=params,
+                                        link=lik.link))
 
     # ---- storage ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -209,6 +212,21 @@ class Posterior:
         return cls(tree)
 
 
+#: Named dims of the sample sites beyond ``(chain, draw)``.
+SITE_DIMS: dict[str, tuple[str, ...]] = {
+    "theta": ("model",),
+    "theta_z": ("model",),
+    "category_deviation": ("model", "category"),
+    "category_scale": ("category",),
+    "style_coef": ("style_feature",),
+    "voter_z": ("voter",),
+}
+#: Sites that only re-parametrise a stored one (``category_deviation`` holds them): not kept.
+INTERNAL_SITES = ("category_raw", "category_z")
+#: Coordinate of the voter parameter shared by light voters and votes without a voter id.
+POOLED_VOTER = "(pooled)"
+
+
 def build_tree(
     samples: dict[str, np.ndarray],
     *,
@@ -218,17 +236,42 @@ def build_tree(
     seed: int,
     sample_stats: dict[str, np.ndarray] | None = None,
     attrs: dict[str, str | int | float] | None = None,
+    arena: ArenaCells | None = None,
 ) -> xr.DataTree:
-    """Assemble the DataTree from ``(chain, draw, ...)`` arrays keyed by site name."""
+    """Assemble the DataTree from ``(chain, draw, ...)`` arrays keyed by site name.
+
+    With ``arena`` (hierarchical specs) the tree also names the category tags, voters and
+    style features, and ``constant_data`` holds each cell's tag set and position and each
+    voter's number of votes.
+    """
     model_coord = {"model": list(cells.models)}
     posterior = {}
     for name, values in samples.items():
-        dims = ("chain", "draw") + (("model",) if values.ndim == 3 else ())
-        posterior[name] = (dims, np.asarray(values))
+        if name in INTERNAL_SITES:
+            continue
+        extra = SITE_DIMS.get(name, tuple(f"{name}_dim_{k}" for k in range(values.ndim - 2)))
+        posterior[name] = (("chain", "draw", *extra[:values.ndim - 2]), np.asarray(values))
     n_chain, n_draw = next(iter(samples.values())).shape[:2]
     coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw)}
+    arena_coords: dict[str, list[str]] = {}
+    arena_const: dict[str, tuple] = {}
+    if arena is not None:
+        arena_coords = {"category": list(arena.tags),
+                        "voter": [*arena.voters, POOLED_VOTER],
+                        "style_feature": list(arena.style_features)}
+        arena_const = {
+            "position": ("cell", arena.position.astype(np.int8)),
+            "voter_votes": ("voter", arena.voter_votes),
+            "model_category_votes": (("model", "category"), arena.model_tag_votes()),
+        }
+        if arena.style_features:
+            arena_const["style_mean"] = ("style_feature", arena.style_mean)
+            arena_const["style_sd"] = ("style_feature", arena.style_sd)
+        arena_coords = {k: v for k, v in arena_coords.items()
+                        if any(k in dims for dims, _ in [*posterior.values(),
+                                                         *arena_const.values()])}
     groups = {
-        "posterior": xr.Dataset(posterior, coords={**coords, **model_coord}),
+        "posterior": xr.Dataset(posterior, coords={**coords, **model_coord, **arena_coords}),
         "observed_data": xr.Dataset(
             {"counts": (("cell", "outcome"), cells.counts)},
             coords={"cell": np.arange(cells.n_cells), "outcome": list(CELL_OUTCOMES)},
@@ -237,10 +280,11 @@ def build_tree(
             {
                 "model_i": ("cell", _names(cells.models, cells.model_i)),
                 "model_j": ("cell", _names(cells.models, cells.model_j)),
-                "category": ("cell", _names(cells.categories, cells.category)),
+                "tagset": ("cell", _names(cells.categories, cells.category)),
                 "votes": ("model", cells.votes_per_model()),
+                **arena_const,
             },
-            coords={"cell": np.arange(cells.n_cells), **model_coord},
+            coords={"cell": np.arange(cells.n_cells), **model_coord, **arena_coords},
         ),
     }
     if sample_stats:

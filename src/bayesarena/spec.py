@@ -47,11 +47,14 @@ PRIOR_FAMILIES: Mapping[str, tuple[str, ...]] = {
     "student_t": ("df", "loc", "scale"),
 }
 
-TIE_MODES = ("drop", "davidson", "half")
+LINKS = ("logit", "probit")
+TIE_MODES = ("drop", "davidson", "half", "rao_kupper")
 BOTH_BAD_MODES = ("drop", "as_tie", "modelled")
 PARAMETRIZATIONS = ("centered", "noncentered")
 CHAIN_METHODS = ("auto", "sequential", "vectorized", "parallel")
 INIT_STRATEGIES = ("laplace", "prior_median")
+CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
+POSITION_SOURCES = ("model_a", "column")
 
 #: Which priors each likelihood choice needs, with the defaults used when a spec omits them.
 DEFAULT_PRIORS: Mapping[str, Mapping[str, Any]] = {
@@ -59,6 +62,14 @@ DEFAULT_PRIORS: Mapping[str, Mapping[str, Any]] = {
     "log_nu": {"family": "normal", "loc": -0.5, "scale": 1.0},
     "bothbad_intercept": {"family": "normal", "loc": 0.0, "scale": 1.5},
     "bothbad_slope": {"family": "normal", "loc": 0.0, "scale": 1.0},
+    # threshold t > 0 of Rao-Kupper / Glenn-David ties: P(tie | d = 0) = 1 - 2 F(-t)
+    "tie_threshold": {"family": "half_normal", "scale": 1.0},
+    # hierarchical components (models/arena.toml documents each)
+    "category_scale": {"family": "half_normal", "scale": 0.5},
+    "voter_logit_mean": {"family": "normal", "loc": 2.5, "scale": 1.0},
+    "voter_logit_scale": {"family": "half_normal", "scale": 1.0},
+    "style_coef": {"family": "normal", "loc": 0.0, "scale": 0.5},
+    "position": {"family": "normal", "loc": 0.0, "scale": 0.5},
 }
 
 
@@ -78,9 +89,11 @@ class Prior:
 class LikelihoodSpec:
     """How a vote's outcome depends on the strengths.
 
-    ``link`` is the logistic (Bradley-Terry) link. ``ties``: ``drop`` (ties are dropped from the
-    data and accounted in the summary), ``davidson`` (Davidson 1970), ``half`` (a tie counts as
-    half a win for each side, LMArena's convention). ``both_bad``: ``drop``, ``as_tie`` (an
+    ``link``: ``logit`` (Bradley-Terry) or ``probit`` (Thurstone-Mosteller). ``ties``: ``drop``
+    (ties are dropped from the data and accounted in the summary), ``davidson`` (Davidson 1970;
+    logit only), ``rao_kupper`` (a threshold ``t``: Rao & Kupper 1967 under the logit link,
+    Glenn & David 1960 under the probit link), ``half`` (a tie counts as half a win for each
+    side, LMArena's convention). ``both_bad``: ``drop``, ``as_tie`` (an
     ordinary tie), ``modelled`` (its share among ties depends on the pair's mean strength).
     """
 
@@ -94,6 +107,54 @@ class StrengthSpec:
     """Strengths: sum-to-zero ``theta ~ ZeroSumNormal(sigma)``, centred or non-centred."""
 
     parametrization: str = "centered"
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    """Prompt categories with partial pooling: model ``m`` on a prompt tagged ``T`` has
+    strength ``theta_m + sum_{c in T} delta_mc`` with ``delta_{.c} ~ ZeroSumNormal(tau_c)``.
+
+    ``parametrization``: ``centered`` samples ``delta`` directly, ``noncentered`` samples
+    ``z ~ N(0, 1)`` and sets ``delta = tau z``; ``auto`` decides per (model, category): centred
+    where the votes pin the deviation more tightly than the prior does, i.e. where
+    ``n_mc * 0.2 * tau_c^2 >= 1`` (``n_mc`` votes of model ``m`` in category ``c``, 0.2 about
+    the Fisher information of one vote near an even gap, ``tau_c`` at the Laplace mode),
+    non-centred elsewhere (Papaspiliopoulos, Roberts & Skold 2007).
+    """
+
+    enabled: bool = False
+    parametrization: str = "auto"
+
+
+@dataclass(frozen=True)
+class VoterSpec:
+    """Voter reliability (Crowd-BT): voter ``v`` votes their true preference with probability
+    ``eta_v = sigmoid(u_v)``, ``u_v = mu_u + s_u z_v``. Voters with fewer than ``min_votes``
+    votes (and votes without a voter id) share one pooled reliability, so the parameter count
+    is bounded by the number of heavy voters. Grouping is by vote count only, never by the
+    outcomes being fitted."""
+
+    enabled: bool = False
+    min_votes: int = 20
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """Style control as LMArena does it: features ``(s_a - s_b) / (s_a + s_b + 1)`` for answer
+    length and markdown header, list and bold counts from ``conv_metadata``, z-scored, with
+    coefficients ``beta_f``; the style offset ``beta . x`` moves who wins a decisive vote."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class PositionSpec:
+    """Position effect ``gamma``: the gap gains ``gamma`` for the answer shown first. ``source
+    = "model_a"``: LMArena's convention (model_a is shown first); ``"column"``: a ``position``
+    column names the side shown first (``"a"`` or ``"b"``)."""
+
+    enabled: bool = False
+    source: str = "model_a"
 
 
 @dataclass(frozen=True)
@@ -121,7 +182,17 @@ class ModelSpec:
     strength: StrengthSpec = field(default_factory=StrengthSpec)
     priors: Mapping[str, Prior] = field(default_factory=dict)
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    categories: CategorySpec = field(default_factory=CategorySpec)
+    voters: VoterSpec = field(default_factory=VoterSpec)
+    style: StyleSpec = field(default_factory=StyleSpec)
+    position: PositionSpec = field(default_factory=PositionSpec)
     source: str = ""  # the TOML text it was read from ("" when built in Python)
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether any component beyond the strengths is on (categories, voters, style,
+        position): such specs are fitted by :func:`bayesarena.arena_model.arena_model`."""
+        return any(getattr(self, name).enabled for name in COMPONENTS)
 
     @property
     def required_priors(self) -> tuple[str, ...]:
@@ -129,8 +200,18 @@ class ModelSpec:
         names = ["sigma"]
         if self.likelihood.ties == "davidson":
             names.append("log_nu")
+        if self.likelihood.ties == "rao_kupper":
+            names.append("tie_threshold")
         if self.likelihood.both_bad == "modelled":
             names += ["bothbad_intercept", "bothbad_slope"]
+        if self.categories.enabled:
+            names.append("category_scale")
+        if self.voters.enabled:
+            names += ["voter_logit_mean", "voter_logit_scale"]
+        if self.style.enabled:
+            names.append("style_coef")
+        if self.position.enabled:
+            names.append("position")
         return tuple(names)
 
     def with_sampler(self, **changes: Any) -> ModelSpec:
@@ -143,6 +224,10 @@ class ModelSpec:
     def to_toml(self) -> str:
         """The spec as TOML (its source text when it was read from a file)."""
         return self.source or _to_toml(self)
+
+
+#: Spec sections of the hierarchical components.
+COMPONENTS = ("categories", "voters", "style", "position")
 
 
 def spec_dirs() -> list[Path]:
@@ -189,12 +274,13 @@ def load_spec(name_or_path: str | Path | ModelSpec) -> ModelSpec:
 
 def parse_spec(raw: Mapping[str, Any], *, source: str = "", where: str = "spec") -> ModelSpec:
     """Validate a spec given as a mapping (the parsed TOML) and build a :class:`ModelSpec`."""
-    allowed = {"name", "description", "likelihood", "strength", "priors", "sampler"}
+    allowed = {"name", "description", "likelihood", "strength", "priors", "sampler",
+               *COMPONENTS}
     _no_unknown_keys(raw, allowed, where)
     if "name" not in raw or not isinstance(raw["name"], str) or not raw["name"]:
         raise SpecError(f"{where}: key 'name' must be a non-empty string")
     likelihood = _section(raw, "likelihood", LikelihoodSpec, where)
-    _check_choice(likelihood.link, ("logit",), f"{where}: likelihood.link")
+    _check_choice(likelihood.link, LINKS, f"{where}: likelihood.link")
     _check_choice(likelihood.ties, TIE_MODES, f"{where}: likelihood.ties")
     _check_choice(likelihood.both_bad, BOTH_BAD_MODES, f"{where}: likelihood.both_bad")
     if likelihood.ties == "drop" and likelihood.both_bad != "drop":
@@ -204,13 +290,37 @@ def parse_spec(raw: Mapping[str, Any], *, source: str = "", where: str = "spec")
         )
     if likelihood.ties == "half" and likelihood.both_bad == "modelled":
         raise SpecError(
-            f"{where}: likelihood.both_bad = 'modelled' needs ties = 'davidson' (half-win ties "
-            "have no tie probability to split); use both_bad = 'as_tie' or 'drop'"
+            f"{where}: likelihood.both_bad = 'modelled' needs a tie model ('davidson' or "
+            "'rao_kupper'; half-win ties have no tie probability to split); use both_bad = "
+            "'as_tie' or 'drop'"
+        )
+    if likelihood.link == "probit" and likelihood.ties == "davidson":
+        raise SpecError(
+            f"{where}: ties = 'davidson' is defined for the logit link only; with link = "
+            "'probit' use ties = 'rao_kupper' (Glenn-David thresholds), 'half' or 'drop'"
         )
     strength = _section(raw, "strength", StrengthSpec, where)
     _check_choice(strength.parametrization, PARAMETRIZATIONS, f"{where}: strength.parametrization")
     sampler = _section(raw, "sampler", SamplerSpec, where)
     _validate_sampler(sampler, where=f"{where}: sampler")
+    categories = _section(raw, "categories", CategorySpec, where)
+    _check_choice(categories.parametrization, CATEGORY_PARAMETRIZATIONS,
+                  f"{where}: categories.parametrization")
+    voters = _section(raw, "voters", VoterSpec, where)
+    if voters.min_votes < 1:
+        raise SpecError(f"{where}: voters.min_votes must be >= 1, got {voters.min_votes}")
+    style = _section(raw, "style", StyleSpec, where)
+    position = _section(raw, "position", PositionSpec, where)
+    _check_choice(position.source, POSITION_SOURCES, f"{where}: position.source")
+    components = {"categories": categories, "voters": voters, "style": style,
+                  "position": position}
+    enabled = [name for name, c in components.items() if c.enabled]
+    if enabled and (likelihood.ties not in ("davidson", "drop") or likelihood.link != "logit"):
+        raise SpecError(
+            f"{where}: the hierarchical components {enabled} need link = 'logit' and ties = "
+            f"'davidson' or 'drop' (the arena likelihood factorises Davidson's model); found "
+            f"link = {likelihood.link!r}, ties = {likelihood.ties!r}"
+        )
 
     spec = ModelSpec(
         name=raw["name"],
@@ -219,6 +329,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str = "", where: str = "spec")
         strength=strength,
         sampler=sampler,
         source=source,
+        **components,
     )
     raw_priors = raw.get("priors", {})
     if not isinstance(raw_priors, Mapping):
@@ -306,7 +417,7 @@ def _to_toml(spec: ModelSpec) -> str:
         return repr(v)
 
     lines = [f"name = {fmt(spec.name)}", f"description = {fmt(spec.description)}", ""]
-    for section in ("likelihood", "strength", "sampler"):
+    for section in ("likelihood", "strength", "sampler", *COMPONENTS):
         lines.append(f"[{section}]")
         obj = getattr(spec, section)
         lines += [f"{f.name} = {fmt(getattr(obj, f.name))}" for f in fields(obj)]
