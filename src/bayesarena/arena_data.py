@@ -73,6 +73,8 @@ class ArenaCells:
     style_features: tuple[str, ...] = ()
     style_mean: np.ndarray | None = None
     style_sd: np.ndarray | None = None
+    model_style: np.ndarray | None = None  # (n_models, n_features) mean z-scored style of
+    # each model's answers relative to its opponents' (over all its votes, ties included)
 
     @property
     def n_rows(self) -> int:
@@ -212,7 +214,7 @@ def _build(df: pd.DataFrame, votes: Votes, features: tuple[str, ...],
     # style: z-score the a-minus-b features over the votes, then orient to i minus j
     decisive = all_counts[:, :2]
     style = np.zeros((len(df), len(features)))
-    mean = sd = None
+    mean = sd = model_style = None
     if features:
         raw = df[[f"style_{f}" for f in features]].to_numpy(dtype=float)
         n = all_counts.sum(axis=1).astype(float)
@@ -223,6 +225,11 @@ def _build(df: pd.DataFrame, votes: Votes, features: tuple[str, ...],
             raise InputError(f"style feature(s) {constant} are constant over the votes: a "
                              "coefficient cannot be estimated; disable style control")
         style = df["sign"].to_numpy(dtype=float)[:, None] * (raw - mean) / sd
+        weighted = style * n[:, None]
+        model_style = np.zeros((len(models), len(features)))
+        np.add.at(model_style, mi, weighted)
+        np.add.at(model_style, mj, -weighted)
+        model_style /= np.maximum(cells.votes_per_model(), 1)[:, None]
 
     keep = decisive.sum(axis=1) > 0
     if features or voters:
@@ -243,7 +250,7 @@ def _build(df: pd.DataFrame, votes: Votes, features: tuple[str, ...],
         row_cell=row_cell[order].astype(np.int32), row_voter=row_voter[order].astype(np.int32),
         row_style=row_style[order], row_counts=row_counts[order].astype(np.int64),
         voters=voters, voter_votes=voter_votes, style_features=features,
-        style_mean=mean, style_sd=sd,
+        style_mean=mean, style_sd=sd, model_style=model_style,
     )
 
 

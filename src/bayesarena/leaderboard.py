@@ -8,7 +8,13 @@ Columns, one row per model, sorted by posterior mean rating:
 - ``p_top1``: posterior probability of being ranked first;
 - ``rank_median``; ``rank_lower`` / ``rank_upper``: joint (simultaneous) rank intervals at level
   ``prob`` (:func:`bayesarena.ranking.joint_rank_intervals`);
-- ``rank_ub``: LMArena's "Rank (UB)" from the marginal rating intervals, for comparison.
+- ``rank_ub``: LMArena's "Rank (UB)" from the marginal rating intervals, for comparison;
+- with a style component (overall board only): ``rating_with_style`` and its interval, the
+  rating with each model's usual style advantage left in (LMArena's "default" board), beside
+  the style-controlled ``rating``.
+
+``category="coding"`` gives that category's board from the same pooled fit (strengths
+``theta + delta[:, c]``, votes in the category).
 """
 
 from __future__ import annotations
@@ -42,18 +48,21 @@ def leaderboard(
     prob: float = 0.95,
     base: float = DEFAULT_BASE,
     anchor: str | None = None,
+    category: str | None = None,
 ) -> pd.DataFrame:
     """Build the leaderboard (see the module docstring). ``anchor`` pins that model at
     ``base``; otherwise the mean rating is ``base``."""
-    theta = posterior.theta_draws()
+    theta = posterior.strength_draws(category)
     models = posterior.models
+    votes = (posterior.votes_per_model if category is None
+             else posterior.category_votes(category))
     ratings = to_elo(theta, models, base=base, anchor=anchor)
     lower, upper = marginal_intervals(ratings, prob)
     ranks = rank_draws(theta)
     rank_lo, rank_hi, _ = joint_rank_intervals(ranks, prob)
     table = pd.DataFrame({
         "model": list(models),
-        "votes": posterior.votes_per_model.reindex(list(models)).to_numpy(),
+        "votes": votes.reindex(list(models)).to_numpy(),
         "rating": ratings.mean(axis=0),
         "rating_median": np.median(ratings, axis=0),
         "rating_lower": lower,
@@ -64,9 +73,15 @@ def leaderboard(
         "rank_upper": rank_hi,
         "rank_ub": rank_upper_bound(lower, upper),
     })
+    styled = posterior.style_inclusive_draws() if category is None else None
+    if styled is not None:
+        styled_elo = to_elo(styled, models, base=base, anchor=anchor)
+        table["rating_with_style"] = styled_elo.mean(axis=0)
+        table["rating_with_style_lower"], table["rating_with_style_upper"] = (
+            marginal_intervals(styled_elo, prob))
     table = table.sort_values("rating", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    table.attrs.update({"prob": prob, "base": base, "anchor": anchor,
+    table.attrs.update({"prob": prob, "base": base, "anchor": anchor, "category": category,
                         "spec": posterior.spec.name, "method": posterior.method})
     return table
 

@@ -102,6 +102,92 @@ class Posterior:
 
         return OutcomeParams(*(get(name) for name in OutcomeParams._fields))
 
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Category tags with their own deviations (empty without a categories component)."""
+        post = self.tree["posterior"]
+        if "category_deviation" not in post.data_vars:
+            return ()
+        return tuple(str(c) for c in post["category"].values)
+
+    def strength_draws(self, category: str | None = None) -> np.ndarray:
+        """Strength draws (chains stacked), ``(n_draws, n_models)``: ``theta``, or for a
+        category ``c`` the strength on a prompt tagged ``c`` alone, ``theta + delta[:, c]``."""
+        theta = self.theta_draws()
+        if category is None:
+            return theta
+        if category not in self.categories:
+            from bayesarena.validation import check_categories
+
+            if not self.categories:
+                raise InputError(f"no category boards: spec {self.spec.name!r} has no "
+                                 "categories component")
+            check_categories([category], list(self.categories))
+        delta = self.tree["posterior"]["category_deviation"].sel(category=category)
+        return theta + delta.transpose("chain", "draw", "model").values.reshape(theta.shape)
+
+    def category_votes(self, category: str) -> pd.Series:
+        """Votes each model had in ``category`` (a multi-tag vote counts in each tag)."""
+        votes = self.tree["constant_data"]["model_category_votes"].sel(category=category)
+        return votes.to_series().rename("votes")
+
+    def style_inclusive_draws(self) -> np.ndarray | None:
+        """``theta_m + beta . xbar_m`` per draw, ``xbar_m`` the mean style of model ``m``'s
+        answers against its opponents': the strength with the model's usual style advantage
+        left in (what a fit without style control estimates), centred to mean zero. ``None``
+        without a style component."""
+        post, const = self.tree["posterior"], self.tree["constant_data"]
+        if "style_coef" not in post.data_vars:
+            return None
+        beta = post["style_coef"].transpose("chain", "draw", "style_feature").values
+        beta = beta.reshape(-1, beta.shape[-1])
+        xbar = const["model_style"].transpose("model", "style_feature").values
+        draws = self.theta_draws() + beta @ xbar.T
+        return draws - draws.mean(axis=1, keepdims=True)
+
+    def voter_reliability(self, *, prob: float = 0.95) -> pd.DataFrame:
+        """Per voter parameter (heavy voters, then the pooled group): votes, posterior mean
+        and ``prob`` interval of ``eta_v`` (probability of voting one's true preference),
+        ``p_below_half = P(eta_v < 1/2)`` and a flag: ``adversarial`` when
+        ``P(eta_v < 1/2) >= 0.95``, ``random`` when ``P(eta_v < 0.7) >= 0.95`` (votes close to a
+        coin flip), else ``""``. Sorted by posterior mean reliability, least reliable first."""
+        post = self.tree["posterior"]
+        if "voter_z" not in post.data_vars:
+            raise InputError(f"spec {self.spec.name!r} has no voters component")
+        z = post["voter_z"].transpose("chain", "draw", "voter").values
+        z = z.reshape(-1, z.shape[-1])
+        mu = post["voter_logit_mean"].values.reshape(-1, 1)
+        scale = post["voter_logit_scale"].values.reshape(-1, 1)
+        eta = 1.0 / (1.0 + np.exp(-(mu + scale * z)))
+        tail = (1.0 - prob) / 2
+        p_half = (eta < 0.5).mean(axis=0)
+        p_random = (eta < 0.7).mean(axis=0)
+        flag = np.where(p_half >= 0.95, "adversarial", np.where(p_random >= 0.95, "random", ""))
+        table = pd.DataFrame({
+            "voter": [str(v) for v in post["voter"].values],
+            "votes": self.tree["constant_data"]["voter_votes"].values,
+            "eta": eta.mean(axis=0),
+            "eta_lower": np.quantile(eta, tail, axis=0),
+            "eta_upper": np.quantile(eta, 1 - tail, axis=0),
+            "p_below_half": p_half,
+            "flag": flag,
+        })
+        return table.sort_values("eta", kind="stable").reset_index(drop=True)
+
+    def style_coefficients(self, *, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior mean, sd and ``prob`` interval of each style coefficient (logit change
+        per standard deviation of the feature)."""
+        post = self.tree["posterior"]
+        if "style_coef" not in post.data_vars:
+            raise InputError(f"spec {self.spec.name!r} has no style component")
+        beta = post["style_coef"].transpose("chain", "draw", "style_feature").values
+        beta = beta.reshape(-1, beta.shape[-1])
+        tail = (1.0 - prob) / 2
+        return pd.DataFrame({
+            "mean": beta.mean(axis=0), "sd": beta.std(axis=0, ddof=1),
+            "lower": np.quantile(beta, tail, axis=0), "upper": np.quantile(beta, 1 - tail, axis=0),
+        }, index=pd.Index([str(f) for f in post["style_feature"].values], name="feature"))
+
     def ratings(self, *, base: float = DEFAULT_BASE, anchor: str | None = None) -> xr.DataArray:
         """Elo-scale rating draws ``(chain, draw, model)``; see :func:`bayesarena.scale.to_elo`."""
         theta = self.tree["posterior"]["theta"].transpose("chain", "draw", "model")
@@ -267,6 +353,7 @@ def build_tree(
         if arena.style_features:
             arena_const["style_mean"] = ("style_feature", arena.style_mean)
             arena_const["style_sd"] = ("style_feature", arena.style_sd)
+            arena_const["model_style"] = (("model", "style_feature"), arena.model_style)
         arena_coords = {k: v for k, v in arena_coords.items()
                         if any(k in dims for dims, _ in [*posterior.values(),
                                                          *arena_const.values()])}

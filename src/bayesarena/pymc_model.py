@@ -1,0 +1,349 @@
+"""A PyMC twin of the NumPyro models, written independently from the formulas.
+
+Why a twin. ``bayesarena``'s posteriors come from the NumPyro models in
+:mod:`bayesarena.numpyro_model` (non-hierarchical specs) and :mod:`bayesarena.arena_model`
+(hierarchical specs), whose likelihoods live in :mod:`bayesarena.likelihood`. This module
+writes the same mathematics a second time, in PyTensor, from the formulas below and **without
+importing any of the JAX likelihood code**: only data preparation (cells, :class:`ArenaCells`)
+and spec parsing are shared. ``tests/test_pymc_twin.py`` checks that the two log densities
+agree at the same parameter values and that the two posteriors agree within Monte Carlo error,
+so a bug in either implementation shows up as a disagreement. The parametrisations may differ
+(here: PyMC's :class:`pymc.ZeroSumNormal` for every sum-to-zero vector); the posteriors must
+not.
+
+Parameters (names, dims and priors as in the NumPyro models; priors from ``spec.priors``)::
+
+    sigma ~ prior_sigma;   theta ~ ZeroSumNormal(sigma), dims (model,)
+        (non-centred: theta_z ~ ZeroSumNormal(1), theta = sigma theta_z)
+    log_nu ~ prior_log_nu                              Davidson ties
+    tie_threshold ~ prior_tie_threshold                Rao-Kupper / Glenn-David ties, t > 0
+    bothbad_intercept ~ ..., bothbad_slope ~ ...       both-bad share
+    category_scale ~ prior_category_scale, dims (category,)
+    category_deviation[:, c] ~ ZeroSumNormal(category_scale[c]), dims (model, category)
+        (sampled as ZeroSumNormal over the model axis per category, centred, or non-centred
+        as category_scale[c] * ZeroSumNormal(1), per category)
+    position ~ prior_position;   style_coef ~ prior_style_coef, dims (style_feature,)
+    voter_logit_mean ~ ..., voter_logit_scale ~ ..., voter_z ~ N(0, 1), dims (voter,)
+        u_v = voter_logit_mean + voter_logit_scale voter_z_v,  eta_v = sigmoid(u_v)
+
+Likelihood of one vote on the pair (i, j), gap ``d = theta_i - theta_j`` and mean strength
+``m = (theta_i + theta_j) / 2`` (outcomes win_i, win_j, tie, tie_bothbad)::
+
+    Bradley-Terry (logit):      P(i) = sigmoid(d),  P(j) = sigmoid(-d)
+    Thurstone (probit):         P(i) = Phi(d),      P(j) = Phi(-d)
+    Davidson ties (logit):      with pi = e^theta, D = pi_i + pi_j + nu sqrt(pi_i pi_j),
+                                P(i) = pi_i / D, P(j) = pi_j / D, P(tie) = nu sqrt(pi_i pi_j) / D
+                                (log D - (theta_i + theta_j)/2 = logsumexp(d/2, -d/2, log nu))
+    Rao-Kupper ties (logit):    kappa = e^t, P(i) = pi_i / (pi_i + kappa pi_j),
+                                P(j) = pi_j / (kappa pi_i + pi_j),
+                                P(tie) = (kappa^2 - 1) pi_i pi_j / ((pi_i + kappa pi_j)
+                                                                    (kappa pi_i + pi_j))
+    Glenn-David ties (probit):  P(i) = Phi(d - t), P(j) = Phi(-d - t),
+                                P(tie) = Phi(t - d) - Phi(-t - d)
+    half-win ties:              a tie adds (log P(i) + log P(j)) / 2 (a pseudo-likelihood)
+    both bad, modelled:         share s = sigmoid(a + b m); P(tie_bothbad) = P(tie) s,
+                                P(ordinary tie) = P(tie) (1 - s);  as_tie: P(tie_bothbad) =
+                                P(tie);  drop: both-bad votes are removed from the data.
+
+Hierarchical (arena) specs: model ``m`` on a vote with tag set ``T`` has strength
+``s_m = theta_m + sum_{c in T} category_deviation[m, c]``; with position sign ``p`` (+1 when
+``i`` was shown first, -1 when ``j`` was), style features ``x`` (``i`` minus ``j``) and voter
+``v``::
+
+    d = s_i - s_j + position p,   m = (s_i + s_j) / 2,   y = d + style_coef . x
+    P(decisive) = (e^{d/2} + e^{-d/2}) / (e^{d/2} + e^{-d/2} + nu)      (ties = davidson)
+    P(tie incl. both bad) = nu / (e^{d/2} + e^{-d/2} + nu), split by the both-bad share
+    P(i wins | decisive) = eta_v sigmoid(y) + (1 - eta_v) sigmoid(-y),  eta_v = sigmoid(u_v)
+    P(win_i) = P(decisive) P(i wins | decisive),  P(win_j) = P(decisive) (1 - P(i | decisive))
+
+(with ``ties = "drop"``, ``P(decisive) = 1``; without voters ``eta = 1``; without style
+``x = 0``). Log-probabilities are weighted by the vote counts of the cells (and direction
+rows) and enter the model as one :func:`pymc.Potential` named ``votes``, like NumPyro's
+``numpyro.factor("votes", ...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesarena.arena_data import ArenaCells
+from bayesarena.arena_model import centred_mask
+from bayesarena.fit import arena_for_spec, as_cells, as_votes, cells_for_spec
+from bayesarena.posterior import POOLED_VOTER
+from bayesarena.spec import ModelSpec, Prior, load_spec
+from bayesarena.votes import Cells, Votes
+
+Data = Cells | Votes | pd.DataFrame | str | Path | ArenaCells
+
+
+# --- priors --------------------------------------------------------------------------------
+
+
+def prior_rv(name: str, prior: Prior, **kwargs: Any) -> pt.TensorVariable:
+    """A PyMC random variable ``name`` with the spec prior (inside a model context)."""
+    p = prior.params
+    match prior.family:
+        case "normal":
+            return pm.Normal(name, mu=p["loc"], sigma=p["scale"], **kwargs)
+        case "half_normal":
+            return pm.HalfNormal(name, sigma=p["scale"], **kwargs)
+        case "half_cauchy":
+            return pm.HalfCauchy(name, beta=p["scale"], **kwargs)
+        case "exponential":
+            return pm.Exponential(name, lam=p["rate"], **kwargs)
+        case "student_t":
+            return pm.StudentT(name, nu=p["df"], mu=p["loc"], sigma=p["scale"], **kwargs)
+    raise ValueError(f"unknown prior family {prior.family!r}")
+
+
+# --- elementary log-probabilities (PyTensor) -----------------------------------------------
+
+
+def log_sigmoid(x: pt.TensorVariable) -> pt.TensorVariable:
+    """``log sigmoid(x) = -log(1 + e^{-x})``."""
+    return -pt.softplus(-x)
+
+
+def log_phi(x: pt.TensorVariable) -> pt.TensorVariable:
+    """``log Phi(x)``, the standard normal log CDF: ``log(erfcx(-x/sqrt2)/2) - x^2/2`` below
+    ``x = -1`` (no underflow in the tail), ``log1p(-erfc(x/sqrt2)/2)`` above. Each branch gets
+    an input clamped to its own range so the unused one never puts a NaN into the gradient."""
+    r2 = np.sqrt(2.0)
+    lo = pt.minimum(x, -1.0)
+    hi = pt.maximum(x, -1.0)
+    left = pt.log(0.5 * pt.erfcx(-lo / r2)) - 0.5 * lo**2
+    right = pt.log1p(-0.5 * pt.erfc(hi / r2))
+    return pt.switch(x < -1.0, left, right)
+
+
+def log_sub_exp(a: pt.TensorVariable, b: pt.TensorVariable) -> pt.TensorVariable:
+    """``log(e^a - e^b)`` for ``a > b``."""
+    return a + pt.log(-pt.expm1(b - a))
+
+
+def win_tie_log_probs(
+    d: pt.TensorVariable, spec: ModelSpec, params: dict[str, pt.TensorVariable]
+) -> tuple[pt.TensorVariable, pt.TensorVariable, pt.TensorVariable]:
+    """``(log P(win_i), log P(win_j), log P(tie))`` before the both-bad split (see the module
+    docstring); the tie term is 0 under ``ties = "drop"`` (those counts are removed)."""
+    ties, link = spec.likelihood.ties, spec.likelihood.link
+    if ties == "davidson":  # logit only (the spec refuses probit + davidson)
+        log_nu = params["log_nu"]
+        # log(D / sqrt(pi_i pi_j)) = log(e^{d/2} + e^{-d/2} + nu)
+        log_norm = pt.logsumexp(pt.stack([0.5 * d, -0.5 * d, log_nu + pt.zeros_like(d)]),
+                                axis=0)
+        return 0.5 * d - log_norm, -0.5 * d - log_norm, log_nu - log_norm
+    if ties == "rao_kupper":
+        t = params["tie_threshold"]
+        if link == "probit":  # Glenn & David (1960); P(tie) is even in d
+            a = pt.abs(d)
+            lp_tie = log_sub_exp(log_phi(t - a), log_phi(-t - a))
+            return log_phi(d - t), log_phi(-d - t), lp_tie
+        # Rao & Kupper (1967), divided through by pi_j and pi_i: P(i) = e^d / (e^d + e^t),
+        # P(j) = 1 / (1 + e^{t + d}); P(tie) = (kappa^2 - 1) P(i) P(j)
+        lp_i = d - pt.logaddexp(d, t)
+        lp_j = -pt.softplus(t + d)
+        return lp_i, lp_j, pt.log(pt.expm1(2.0 * t)) + lp_i + lp_j
+    if link == "probit":
+        lp_i, lp_j = log_phi(d), log_phi(-d)
+    else:
+        lp_i, lp_j = log_sigmoid(d), log_sigmoid(-d)
+    lp_tie = 0.5 * (lp_i + lp_j) if ties == "half" else pt.zeros_like(d)
+    return lp_i, lp_j, lp_tie
+
+
+def split_both_bad(
+    lp_tie: pt.TensorVariable, m: pt.TensorVariable, spec: ModelSpec,
+    params: dict[str, pt.TensorVariable],
+) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """``(log P(ordinary tie), log P(tie_bothbad))`` from ``log P(tie)`` and the pair's mean
+    strength ``m``: ``modelled`` splits with the share ``sigmoid(a + b m)``, ``as_tie`` counts a
+    both-bad vote as a tie, ``drop`` gives 0 (no such votes are left)."""
+    mode = spec.likelihood.both_bad
+    if mode == "modelled":
+        logit = params["bothbad_intercept"] + params["bothbad_slope"] * m
+        return lp_tie + log_sigmoid(-logit), lp_tie + log_sigmoid(logit)
+    if mode == "as_tie":
+        return lp_tie, lp_tie
+    return lp_tie, pt.zeros_like(lp_tie)
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+
+def _strengths(spec: ModelSpec) -> pt.TensorVariable:
+    sigma = prior_rv("sigma", spec.priors["sigma"])
+    if spec.strength.parametrization == "centered":
+        return pm.ZeroSumNormal("theta", sigma=sigma, dims="model")
+    z = pm.ZeroSumNormal("theta_z", sigma=1.0, dims="model")
+    return pm.Deterministic("theta", sigma * z, dims="model")
+
+
+def _outcome_params(spec: ModelSpec) -> dict[str, pt.TensorVariable]:
+    params = {}
+    names = []
+    if spec.likelihood.ties == "davidson":
+        names.append("log_nu")
+    if spec.likelihood.ties == "rao_kupper":
+        names.append("tie_threshold")
+    if spec.likelihood.both_bad == "modelled":
+        names += ["bothbad_intercept", "bothbad_slope"]
+    for name in names:
+        params[name] = prior_rv(name, spec.priors[name])
+    return params
+
+
+def _category_deviations(arena: ArenaCells, spec: ModelSpec, model: pm.Model
+                         ) -> pt.TensorVariable:
+    """``tau`` and the deviations, returned with shape ``(C, M)`` (``category_deviation`` is
+    stored as ``(model, category)``). A category is sampled centred (``category_raw``) or
+    non-centred (``category_z``) as a whole: the zero-sum constraint couples its models.
+    Under ``auto`` a category is centred when most of its models pass the NumPyro model's
+    per-element rule at the prior median of ``tau`` (:func:`~bayesarena.arena_model.
+    centred_mask`); that choice changes the geometry only, never the posterior."""
+    n_tags, n_models = len(arena.tags), arena.cells.n_models
+    tau = prior_rv("category_scale", spec.priors["category_scale"], dims="category")
+    centred = centred_mask(arena, spec).mean(axis=1) > 0.5
+    c_idx, n_idx = np.nonzero(centred)[0], np.nonzero(~centred)[0]
+    out = pt.zeros((n_tags, n_models))
+    if len(c_idx):
+        model.add_coord("category_centred", [arena.tags[c] for c in c_idx])
+        raw = pm.ZeroSumNormal("category_raw", sigma=tau[c_idx][:, None],
+                               dims=("category_centred", "model"))
+        out = pt.set_subtensor(out[c_idx], raw)
+    if len(n_idx):
+        model.add_coord("category_noncentred", [arena.tags[c] for c in n_idx])
+        z = pm.ZeroSumNormal("category_z", sigma=1.0, dims=("category_noncentred", "model"))
+        out = pt.set_subtensor(out[n_idx], tau[n_idx][:, None] * z)
+    pm.Deterministic("category_deviation", out.T, dims=("model", "category"))
+    return out
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+def build_pymc_model(data: Data, spec: str | Path | ModelSpec) -> pm.Model:
+    """The PyMC model of ``spec`` on ``data`` (see the module docstring for the formulas).
+
+    ``data`` is what :func:`bayesarena.fit` accepts: :class:`~bayesarena.votes.Cells` (or votes)
+    for non-hierarchical specs, votes (a DataFrame, a path, :class:`~bayesarena.votes.Votes`)
+    or prepared :class:`~bayesarena.arena_data.ArenaCells` for hierarchical ones. The outcomes
+    the spec does not model are removed exactly as :func:`bayesarena.fit` removes them.
+    """
+    spec = load_spec(spec)
+    if spec.hierarchical:
+        arena = data if isinstance(data, ArenaCells) else arena_for_spec(as_votes(data), spec)[0]
+        return _arena_pymc_model(arena, spec)
+    cells, _ = cells_for_spec(as_cells(data), spec)
+    return _pairwise_pymc_model(cells, spec)
+
+
+def _pairwise_pymc_model(cells: Cells, spec: ModelSpec) -> pm.Model:
+    with pm.Model(coords={"model": list(cells.models)}) as model:
+        theta = _strengths(spec)
+        params = _outcome_params(spec)
+        ti, tj = theta[cells.model_i], theta[cells.model_j]
+        d, m = ti - tj, 0.5 * (ti + tj)
+        lp_i, lp_j, lp_tie = win_tie_log_probs(d, spec, params)
+        lp_tie, lp_bb = split_both_bad(lp_tie, m, spec, params)
+        c = cells.counts.astype(np.float64)
+        pm.Potential("votes", pt.sum(c[:, 0] * lp_i + c[:, 1] * lp_j + c[:, 2] * lp_tie
+                                     + c[:, 3] * lp_bb))
+    return model
+
+
+def _arena_pymc_model(arena: ArenaCells, spec: ModelSpec) -> pm.Model:
+    cells = arena.cells
+    coords = {"model": list(cells.models)}
+    if spec.categories.enabled:
+        coords["category"] = list(arena.tags)
+    if spec.voters.enabled:
+        coords["voter"] = [*arena.voters, POOLED_VOTER]
+    if spec.style.enabled:
+        coords["style_feature"] = list(arena.style_features)
+    with pm.Model(coords=coords) as model:
+        theta = _strengths(spec)
+        params = _outcome_params(spec)
+        cat = cells.category
+        if spec.categories.enabled and arena.tags:
+            delta = _category_deviations(arena, spec, model)  # (C, M)
+            # strength of every model under every tag set: (G, M)
+            strength = theta[None, :] + pt.dot(arena.tagsets.astype(np.float64), delta)
+            s_i = strength[cat, cells.model_i]
+            s_j = strength[cat, cells.model_j]
+        else:
+            s_i, s_j = theta[cells.model_i], theta[cells.model_j]
+        d = s_i - s_j
+        if spec.position.enabled:
+            gamma = prior_rv("position", spec.priors["position"])
+            d = d + gamma * arena.position.astype(np.float64)
+        c = cells.counts.astype(np.float64)
+        log_lik = pt.constant(0.0)
+        if spec.likelihood.ties == "davidson":
+            log_nu = params["log_nu"]
+            half = pt.stack([0.5 * d, -0.5 * d])
+            log_norm = pt.logsumexp(pt.concatenate([half, log_nu + pt.zeros_like(d)[None]]),
+                                    axis=0)
+            lp_decisive = pt.logsumexp(half, axis=0) - log_norm
+            lp_tie, lp_bb = split_both_bad(log_nu - log_norm, 0.5 * (s_i + s_j), spec, params)
+            log_lik = pt.sum((c[:, 0] + c[:, 1]) * lp_decisive + c[:, 2] * lp_tie
+                             + c[:, 3] * lp_bb)
+        # who wins a decisive vote: one term per direction row
+        y = d[arena.row_cell]
+        if spec.style.enabled:
+            beta = prior_rv("style_coef", spec.priors["style_coef"], dims="style_feature")
+            y = y + pt.dot(arena.row_style.astype(np.float64), beta)
+        if spec.voters.enabled:
+            mu = prior_rv("voter_logit_mean", spec.priors["voter_logit_mean"])
+            scale = prior_rv("voter_logit_scale", spec.priors["voter_logit_scale"])
+            z = pm.Normal("voter_z", 0.0, 1.0, dims="voter")
+            u = (mu + scale * z)[arena.row_voter]
+            log_eta, log_1m_eta = log_sigmoid(u), log_sigmoid(-u)
+            # eta sigmoid(y) + (1 - eta) sigmoid(-y), and its complement
+            dir_i = pt.logaddexp(log_eta + log_sigmoid(y), log_1m_eta + log_sigmoid(-y))
+            dir_j = pt.logaddexp(log_eta + log_sigmoid(-y), log_1m_eta + log_sigmoid(y))
+        else:
+            dir_i, dir_j = log_sigmoid(y), log_sigmoid(-y)
+        r = arena.row_counts.astype(np.float64)
+        pm.Potential("votes", log_lik + pt.sum(r[:, 0] * dir_i + r[:, 1] * dir_j))
+    return model
+
+
+# --- sampling ------------------------------------------------------------------------------
+
+
+def sample_pymc(
+    data: Data,
+    spec: str | Path | ModelSpec,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    chain_method: str | None = None,
+    progressbar: bool = False,
+) -> Any:
+    """Sample :func:`build_pymc_model` with PyMC's JAX backend (NumPyro's NUTS), returning
+    PyMC's ArviZ 1.x :class:`xarray.DataTree` (``posterior``, ``sample_stats``).
+
+    ``chain_method``: ``"parallel"`` (over JAX host devices; bayesarena asks XLA for 4 of
+    them on import) when there are at least ``chains`` devices, else ``"vectorized"``.
+    """
+    import jax
+
+    model = build_pymc_model(data, spec)
+    if chain_method is None:
+        chain_method = "parallel" if jax.local_device_count() >= chains else "vectorized"
+    with model:
+        return pm.sample(
+            draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler="numpyro",
+            nuts={"target_accept": target_accept, "chain_method": chain_method},
+            progressbar=progressbar, compute_convergence_checks=False,
+        )
