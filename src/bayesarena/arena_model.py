@@ -78,6 +78,26 @@ def category_deviations(
                                  (raw - raw.mean(axis=1, keepdims=True)).T)
 
 
+def theta_via_category_mean(delta: jax.Array, spec: ModelSpec) -> jax.Array:
+    """Sample ``theta`` through ``psi = theta + mean_c delta[:, c]``, its average over categories.
+
+    When every vote carries a tag, the votes pin ``theta_m + delta[m, c]`` for each category but
+    not ``theta_m`` itself: moving ``theta_m`` up and all of model ``m``'s deviations down leaves
+    the likelihood unchanged, so ``theta`` and ``delta`` are strongly correlated a posteriori and
+    NUTS needs long trajectories. ``psi`` is pinned by the votes directly. The map
+    ``(psi, delta) -> (theta, delta)`` is linear with unit Jacobian, so sampling ``psi`` (sum to
+    zero, like ``theta``) and adding the log density ``ZeroSumNormal(sigma)`` at ``theta = psi -
+    mean_c delta`` in place of the one at ``psi`` leaves the posterior exactly as specified.
+    """
+    sigma = numpyro.sample("sigma", prior_distribution(spec.priors["sigma"]))
+    n_models = delta.shape[0]
+    prior = dist.ZeroSumNormal(sigma, event_shape=(n_models,))
+    psi = numpyro.sample("theta_category_mean", prior)
+    theta = psi - delta.mean(axis=1)
+    numpyro.factor("theta_prior", prior.log_prob(theta) - prior.log_prob(psi))
+    return numpyro.deterministic("theta", theta)
+
+
 def voter_reliability(n_voter_params: int, spec: ModelSpec) -> jax.Array:
     """Sample the voter hierarchy; returns ``r_v = 2 eta_v - 1 = tanh(u_v / 2)``."""
     mu = numpyro.sample("voter_logit_mean", prior_distribution(spec.priors["voter_logit_mean"]))
@@ -103,16 +123,24 @@ def arena_model(
     n_models: int,
     n_voter_params: int,
     spec: ModelSpec,
+    theta_from_category_mean: bool = False,
 ) -> None:
     """The arena model over cells and direction rows (see the module docstring and
-    :func:`model_arguments` for the arrays)."""
-    theta = strengths(n_models, spec)
-    params = outcome_params(spec)
-    strength = theta[None, :]
+    :func:`model_arguments` for the arrays).
+
+    ``theta_from_category_mean``: sample ``psi_m = theta_m + mean_c delta[m, c]`` instead of
+    ``theta`` (same posterior, see :func:`theta_via_category_mean`); use it when most votes
+    carry a category tag.
+    """
     if spec.categories.enabled:
         delta = category_deviations(n_models, tagsets.shape[1], centred_index,
                                     noncentred_index, spec)
-        strength = strength + tagsets @ delta.T  # (tag sets, models)
+        theta = (theta_via_category_mean(delta, spec) if theta_from_category_mean
+                 else strengths(n_models, spec))
+        strength = theta[None, :] + tagsets @ delta.T  # (tag sets, models)
+    else:
+        strength = strengths(n_models, spec)[None, :]
+    params = outcome_params(spec)
     flat = strength.reshape(-1)
     s_i, s_j = flat[flat_i], flat[flat_j]
     d = s_i - s_j

@@ -222,6 +222,144 @@ def demo(
                   f"{out}/votes.parquet", highlight=False)
 
 
+@command
+def compare(
+    data: Annotated[Path, typer.Argument(help="Votes: CSV, JSON, JSONL or Parquet file.")],
+    spec: Annotated[list[str] | None, typer.Option(
+        "--spec", "-s", help="Spec name or models/X.toml; give two or more.")] = None,
+    draws: Annotated[int, typer.Option(
+        help="Posterior draws used for LOO (at most; thinned evenly per chain).")] = 1000,
+    decisive_only: Annotated[bool, typer.Option(
+        help="Compare on the decisive votes only, each spec by P(winner | decisive): for "
+             "specs that do not model ties (bt) or only as half wins.")] = False,
+    method: Annotated[str, typer.Option(help="nuts or laplace.")] = "nuts",
+    seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    chains: Annotated[int | None, typer.Option(help="Override the specs' chains.")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Override the specs' warmup.")] = None,
+    sampler_draws: Annotated[int | None, typer.Option(
+        help="Override the specs' sampler draws per chain.")] = None,
+    drop_invalid: Annotated[bool, typer.Option(
+        help="Drop invalid rows (counted in the summary) instead of refusing the file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")
+                       ] = False,
+) -> None:
+    """Fit several specs to the same votes and compare them by PSIS-LOO (one vote = one
+    observation)."""
+    import json
+
+    from bayesarena.io import read_votes
+    from bayesarena.loo import compare as compare_specs
+    from bayesarena.spec import load_spec
+
+    specs = list(spec or [])
+    if len(specs) < 2:
+        raise BayesArenaError("compare needs at least two specs: --spec A --spec B")
+    for name in specs:
+        load_spec(name)  # unknown specs fail before any reading or fitting
+    votes = read_votes(data, on_invalid="drop" if drop_invalid else "raise")
+    result = compare_specs(votes, specs, draws=draws, decisive_only=decisive_only,
+                           method=method, seed=seed, chains=chains, warmup=warmup,
+                           sampler_draws=sampler_draws)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    what = "decisive votes, P(winner | decisive)" if result.decisive_only else "votes"
+    table = Table(title=f"PSIS-LOO on {result.n_votes:,} {what}", box=box.SIMPLE_HEAD)
+    for col in ("Spec", "elpd_loo", "SE", "elpd_diff", "SE diff", "p_loo", "votes k>0.7",
+                "weight"):
+        table.add_column(col, justify="left" if col == "Spec" else "right", no_wrap=True)
+    for name, r in result.table.iterrows():
+        table.add_row(str(name), f"{r.elpd_loo:.1f}", f"{r.se:.1f}", f"{r.elpd_diff:.1f}",
+                      f"{r.se_diff:.1f}", f"{r.p_loo:.1f}", f"{int(r.votes_k_high):,}",
+                      f"{r.weight:.2f}")
+    console.print(table)
+    for sentence in result.sentences():
+        console.print(sentence, highlight=False)
+    for name, r in result.results.items():
+        if r.votes_k_bad:
+            console.print(f"[yellow]{name}: {r.votes_k_bad:,} votes have Pareto k > "
+                          f"{r.good_k:.2f} (the threshold for {r.n_draws} draws): their LOO "
+                          "estimates are unreliable[/]", highlight=False)
+
+
+@command
+def ppc(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesarena fit`.")],
+    data: Annotated[Path | None, typer.Option(
+        help="The votes the posterior was fitted to: replicate vote by vote (exact for every "
+             "spec, and checks the position effect).")] = None,
+    figure: Annotated[Path | None, typer.Option(help="Write the figure (e.g. out/ppc.png).")
+                      ] = None,
+    draws: Annotated[int, typer.Option(help="Posterior draws replicated (at most).")] = 500,
+    pairs: Annotated[int, typer.Option(help="Pairs with the most votes to check.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")
+                       ] = False,
+) -> None:
+    """Posterior predictive checks: tie and both-bad rates, per-pair and per-category win
+    rates, observed against replicated votes."""
+    import json
+
+    from bayesarena.posterior import Posterior
+    from bayesarena.ppc import FLAG_P
+    from bayesarena.ppc import ppc as run_ppc
+
+    post = Posterior.load(posterior)
+    votes = None
+    if data is not None:
+        from bayesarena.io import read_votes
+
+        votes = read_votes(data)
+    result = run_ppc(post, votes, draws=draws, pairs=pairs, seed=seed)
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        result.figure(figure)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    level = f"{100 * result.prob:g}%"
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+    def rate_table(title: str, df, keys: list[tuple[str, str]]) -> Table:
+        out = Table(title=title, box=box.SIMPLE_HEAD)
+        for label, _ in keys:
+            out.add_column(label, no_wrap=True)
+        for col in ("observed", "predicted", level, "p"):
+            out.add_column(col, justify="right", no_wrap=True)
+        for _, r in df.iterrows():
+            pred = "—" if r["mean"] != r["mean"] else f"{r['mean']:.3f}"
+            interval = ("—" if r["mean"] != r["mean"]
+                        else f"{r['lower']:.3f}–{r['upper']:.3f}")
+            p = "—" if r["p_value"] != r["p_value"] else f"{r['p_value']:.3f}"
+            style = "bold red" if r["flag"] else None
+            out.add_row(*[str(r[k]) for _, k in keys], f"{r['observed']:.3f}", pred, interval,
+                        p, style=style)
+        return out
+
+    console.print(rate_table(f"Posterior predictive checks ({result.spec}, {result.n_draws} "
+                             f"draws, per {result.units[:-1]})", result.overall,
+                             [("statistic", "statistic")]))
+    if not result.pairs.empty:
+        console.print(rate_table("Share of decisive votes won by model_i, pairs with the most "
+                                 "votes", result.pairs,
+                                 [("model_i", "model_i"), ("model_j", "model_j"),
+                                  ("votes", "votes")]))
+    if not result.categories.empty:
+        console.print(rate_table("Win rate per category (smallest p first)",
+                                 result.categories.head(15),
+                                 [("category", "category"), ("model", "model"),
+                                  ("decisive", "decisive")]))
+    n_stats = len(result.overall.dropna(subset=["p_value"])) + len(result.pairs) \
+        + len(result.categories)
+    console.print(f"{len(result.flagged)} of {n_stats} statistics flagged "
+                  f"(two-sided posterior predictive p < {FLAG_P:g})", highlight=False)
+    if figure is not None:
+        console.print(f"figure written to {figure}", highlight=False)
+
+
 def _write_table(df, path: Path) -> None:
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -216,8 +216,11 @@ def fit(
 
 def _arena_model(arena: ArenaCells, spec: ModelSpec, category_scale: np.ndarray | None = None
                  ) -> tuple[Callable[..., None], dict]:
-    model = functools.partial(arena_model, n_models=arena.cells.n_models,
-                              n_voter_params=len(arena.voters) + 1, spec=spec)
+    counts = arena.cells.counts.sum(axis=1)
+    tagged = arena.tagsets[arena.cells.category].any(axis=1)
+    model = functools.partial(
+        arena_model, n_models=arena.cells.n_models, n_voter_params=len(arena.voters) + 1,
+        spec=spec, theta_from_category_mean=bool(counts[tagged].sum() >= 0.5 * counts.sum()))
     return model, model_arguments(arena, spec, category_scale)
 
 

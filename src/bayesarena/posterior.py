@@ -308,7 +308,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "voter_z": ("voter",),
 }
 #: Sites that only re-parametrise a stored one (``category_deviation`` holds them): not kept.
-INTERNAL_SITES = ("category_raw", "category_z")
+INTERNAL_SITES = ("category_raw", "category_z", "theta_category_mean")
 #: Coordinate of the voter parameter shared by light voters and votes without a voter id.
 POOLED_VOTER = "(pooled)"
 

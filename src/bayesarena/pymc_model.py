@@ -180,8 +180,8 @@ def split_both_bad(
 def _strengths(spec: ModelSpec) -> pt.TensorVariable:
     sigma = prior_rv("sigma", spec.priors["sigma"])
     if spec.strength.parametrization == "centered":
-        return pm.ZeroSumNormal("theta", sigma=sigma, dims="model")
-    z = pm.ZeroSumNormal("theta_z", sigma=1.0, dims="model")
+        return pm.ZeroSumNormal("theta", sigma=sigma, n_zerosum_axes=1, dims="model")
+    z = pm.ZeroSumNormal("theta_z", sigma=1.0, n_zerosum_axes=1, dims="model")
     return pm.Deterministic("theta", sigma * z, dims="model")
 
 
@@ -214,12 +214,13 @@ def _category_deviations(arena: ArenaCells, spec: ModelSpec, model: pm.Model
     out = pt.zeros((n_tags, n_models))
     if len(c_idx):
         model.add_coord("category_centred", [arena.tags[c] for c in c_idx])
-        raw = pm.ZeroSumNormal("category_raw", sigma=tau[c_idx][:, None],
+        raw = pm.ZeroSumNormal("category_raw", sigma=tau[c_idx][:, None], n_zerosum_axes=1,
                                dims=("category_centred", "model"))
         out = pt.set_subtensor(out[c_idx], raw)
     if len(n_idx):
         model.add_coord("category_noncentred", [arena.tags[c] for c in n_idx])
-        z = pm.ZeroSumNormal("category_z", sigma=1.0, dims=("category_noncentred", "model"))
+        z = pm.ZeroSumNormal("category_z", sigma=1.0, n_zerosum_axes=1,
+                             dims=("category_noncentred", "model"))
         out = pt.set_subtensor(out[n_idx], tau[n_idx][:, None] * z)
     pm.Deterministic("category_deviation", out.T, dims=("model", "category"))
     return out
@@ -341,9 +342,14 @@ def sample_pymc(
     model = build_pymc_model(data, spec)
     if chain_method is None:
         chain_method = "parallel" if jax.local_device_count() >= chains else "vectorized"
+    if int(pm.__version__.split(".")[0]) >= 6:  # NUTS options go in ``nuts={...}``
+        options: dict[str, Any] = {
+            "nuts": {"target_accept": target_accept, "chain_method": chain_method}}
+    else:  # PyMC 5: sampler-driver options in ``nuts_sampler_kwargs``
+        options = {"target_accept": target_accept,
+                   "nuts_sampler_kwargs": {"chain_method": chain_method}}
     with model:
         return pm.sample(
             draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler="numpyro",
-            nuts={"target_accept": target_accept, "chain_method": chain_method},
-            progressbar=progressbar, compute_convergence_checks=False,
+            progressbar=progressbar, compute_convergence_checks=False, **options,
         )

@@ -1,7 +1,7 @@
 """Style-control features from LMArena's ``conv_metadata`` (length, headers, lists, bold).
 
-LMArena's style control (Chiang et al., blog "Does style matter?", 2024) explains part of a
-vote by how the two answers look. Per vote, each answer has a count ``s`` per feature:
+LMArena's style control (lmsys.org blog "Does style matter?", August 2024) explains part of
+a vote by how the two answers look. Per vote, each answer has a count ``s`` per feature:
 
 ==========  ===================================================================================
 feature     count ``s_a`` (``_b`` for model B) read from ``conv_metadata``
@@ -34,10 +34,12 @@ Sources (key names and formula checked against the code, not copied):
 * lmarena/arena-rank ``examples/example_utils.py`` (``extract_metadata_features``,
   ``add_style_feature_cols``): the same keys; that example divides by the sum with 0 -> 1
   instead of + 1 and z-scores with the sample sd (pandas, ddof 1). We follow FastChat and
-  the model definition (+ 1, ddof 0); on Arena-sized data the two differ negligibly.
-* Hugging Face ``lmarena-ai/arena-human-preference-100k`` card declares ``conv_metadata``
-  as ``string``; the Parquet releases hold a struct. Releases carry more keys (e.g.
-  ``sum_user_tokens``, ``turns``), which are ignored here.
+  the model definition (+ 1, ddof 0). The two differ most for small counts (1 header vs 0
+  gives 1/2 here, 1 there), so raw features are not interchangeable with that example's.
+* Hugging Face ``lmarena-ai/arena-human-preference-100k`` declares ``conv_metadata`` as
+  ``string`` in its card; public code reading ``arena-human-preference-140k`` accesses it
+  as a struct, with more keys (``sum_user_tokens``, ``turns``, ``context_a_tokens``, ...),
+  which are ignored here.
 
 Layouts accepted for the ``conv_metadata`` column (DuckDB's type decides, see
 :func:`style_features_sql`): a STRUCT (Parquet, JSON/JSONL files, a pandas column of dicts
@@ -52,12 +54,18 @@ key that is absent or null counts as 0, other inner keys are ignored) or a singl
 (taken as the total, as FastChat does). Every count must be a non-negative finite number
 (JSON booleans and strings are not numbers). A NULL ``conv_metadata`` or a missing top-level
 key is an error (:func:`check_style_metadata`), never a 0.
+
+Cost: a STRUCT is read field by field (about 1 s per million Parquet rows here). JSON text is
+parsed once per feature by the expressions of :func:`style_features_sql` and once per feature
+per scan in :func:`style_matrix` (about 6 s per million CSV rows here). A pandas column of
+dicts is slow whatever the SQL: DuckDB converts the Python objects on every scan (about 15 s
+per million rows here); write such data to Parquet first for large runs.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -98,7 +106,7 @@ _INTEGER_TYPES = frozenset(
     | {"utinyint", "usmallint", "uinteger", "ubigint", "uhugeint"}
 )
 _REAL_TYPES = frozenset({"float", "double", "decimal"})
-_JSON_NUMBERS = "('UBIGINT', 'BIGINT', 'UHUGEINT', 'HUGEINT', 'DOUBLE')"
+_NUMBER_TYPES = _INTEGER_TYPES | _REAL_TYPES
 _NULL_DOUBLE = "CAST(NULL AS DOUBLE)"
 #: RE2 rewrites (applied in order) from a Python dict ``repr`` to JSON: ``np.int64(3)`` -> ``3``;
 #: ``'key'`` -> ``"key"`` (quoted text without quotes or backslashes); ``None``, ``True``,
@@ -120,26 +128,33 @@ _REPR_REWRITES: tuple[tuple[str, str], ...] = (
 class _Side(NamedTuple):
     """SQL for one side's count of one feature."""
 
-    present: str  # boolean: the top-level key is there and not null (NULL-safe where used)
+    present: str  # boolean: the top-level key is there and not null (may be NULL: coalesce)
     total: str  # DOUBLE: the count; NULL when missing or not a non-negative number
+
+
+class _Reader(NamedTuple):
+    """How to read one feature's two counts.
+
+    ``bind`` is SQL computed once per row and referred to by ``sides(ref)`` through ``ref``
+    (a column or a lambda parameter); None when ``sides`` reads the column directly.
+    """
+
+    bind: str | None
+    sides: Callable[[str], tuple[_Side, _Side]]
 
 
 class _Layout(NamedTuple):
     """How to read the metadata column, decided from its DuckDB type."""
 
-    meta: str  # SQL: the metadata as a STRUCT (the column itself, or the parsed text)
-    fields: dict[str, object]  # that STRUCT's fields: key -> DuckDB type, or _JSON
-    null: str  # boolean, never NULL: the column is NULL
-    invalid: str  # boolean, never NULL: not NULL but not an object (unparsable text)
-
-    @property
-    def parsed(self) -> bool:
-        """True when ``meta`` parses text (worth computing once per row)."""
-        return self.fields is not None and all(t is _JSON for t in self.fields.values())
+    null: str  # boolean, never NULL: the column is NULL (or the JSON text ``null``)
+    invalid: str  # boolean, never NULL: not NULL but not an object (e.g. unparsable text)
+    readers: dict[str, _Reader]  # feature -> reader
 
 
-_JSON = object()  # field type marker: a JSON value (DuckDB's JSON type)
-_META = "__bayesarena_style__"  # column / lambda parameter holding the parsed metadata
+# Codes of a JSON value in the per-row code lists (counts themselves are >= 0).
+_ABSENT, _OBJECT, _INVALID = -1.0, -2.0, -3.0
+_CODES = "bayesarena_codes"  # lambda parameter: a feature's code list
+_VALUE = "bayesarena_value"  # lambda parameter: one JSON value
 
 
 def style_features_sql(relation: object, column: str = "conv_metadata") -> dict[str, str]:
@@ -150,42 +165,30 @@ def style_features_sql(relation: object, column: str = "conv_metadata") -> dict[
     so it belongs in ``SELECT ... FROM <relation>``. It is NULL on a row whose metadata is
     missing or invalid; run :func:`check_style_metadata` first to turn those into an error.
 
-    The SQL depends on the column's DuckDB type (``relation.types``): a STRUCT is read with
-    ``struct_extract`` (a key absent from the struct type reads as missing; an inner key
-    absent from it as 0). Text (VARCHAR or JSON) and MAP columns are parsed once per
-    expression with ``json_transform`` into a STRUCT of the needed keys (bound through a
-    one-element ``list_transform`` lambda), whose JSON values are then read with
-    ``json_extract``. Other types raise :class:`InputError`; an absent column raises
-    :class:`MissingColumnError`.
+    The SQL depends on the column's DuckDB type (``relation.types``). A STRUCT whose needed
+    fields are numbers or STRUCTs of numbers is read with ``struct_extract`` (a key absent
+    from the struct type reads as missing, an inner key absent from it as 0). Text (VARCHAR
+    or JSON), a MAP, or a STRUCT holding other field types is read as JSON: per feature, one
+    ``json_extract`` with a list of paths parses the row once into a list of codes (a count,
+    or a marker for absent/null, object, invalid), bound through a one-element
+    ``list_transform`` lambda. Other types raise :class:`InputError`; an absent column
+    raises :class:`MissingColumnError`.
     """
     layout = _layout(relation, column)
-    if not layout.parsed:
-        return _features(_sides(layout, layout.meta))
-    features = _features(_sides(layout, _META))
-    return {
-        f: f"(list_transform([{layout.meta}], lambda {_META}: {sql})[1])"
-        for f, sql in features.items()
-    }
-
-
-def _features(sides: Mapping[str, tuple[_Side, _Side]]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for feature in STYLE_FEATURES:
-        side_a, side_b = sides[feature]
-        a, b = f"({side_a.total})", f"({side_b.total})"
-        out[feature] = f"(({a} - {b}) / ({a} + {b} + 1.0))"
+    for feature, reader in layout.readers.items():
+        if reader.bind is None:
+            out[feature] = _formula(*reader.sides(""))
+        else:
+            body = _formula(*reader.sides(_CODES))
+            out[feature] = f"(list_transform([{reader.bind}], lambda {_CODES}: {body})[1])"
     return out
 
 
-def _sides(layout: _Layout, meta: str) -> dict[str, tuple[_Side, _Side]]:
-    """Per feature, the (A, B) count SQL over ``meta``, a STRUCT with ``layout.fields``."""
-    return {
-        feature: (
-            _struct_side(meta, keys[0], layout.fields, INNER_KEYS[feature]),
-            _struct_side(meta, keys[1], layout.fields, INNER_KEYS[feature]),
-        )
-        for feature, keys in METADATA_KEYS.items()
-    }
+def _formula(side_a: _Side, side_b: _Side) -> str:
+    """SQL of ``(s_a - s_b) / (s_a + s_b + 1)``."""
+    a, b = f"({side_a.total})", f"({side_b.total})"
+    return f"(({a} - {b}) / ({a} + {b} + 1.0))"
 
 
 def _layout(relation: object, column: str) -> _Layout:
@@ -202,27 +205,32 @@ def _layout(relation: object, column: str) -> _Layout:
     col_type = types[column]
     ident = sql_identifier(column)
     null = f"({ident} IS NULL)"
-    if col_type.id == "struct":
-        return _Layout(ident, dict(col_type.children), null, "false")
-    if col_type.id in ("varchar", "map"):
-        doc = _parse_text(ident) if col_type.id == "varchar" else f"to_json({ident})"
-        spec = json.dumps(dict.fromkeys(_all_keys(), "JSON"))
-        meta = f"json_transform({doc}, {sql_literal(spec)})"
-        invalid = f"({ident} IS NOT NULL AND coalesce(json_type({doc}) <> 'OBJECT', true))"
-        return _Layout(meta, dict.fromkeys(_all_keys(), _JSON), null, invalid)
-    raise InputError(
-        f"column {column!r} has type {col_type}; expected LMArena's conv_metadata as a "
-        "STRUCT or MAP (Parquet, JSON/JSONL, a DataFrame column of dicts) or as JSON text",
-        column=column,
-    )
-
-
-def _parse_text(text: str) -> str:
-    """JSON value of a text column: the text if it is JSON, else its Python-repr rewrite."""
-    return (
-        f"(CASE WHEN json_valid({text}) THEN CAST({text} AS JSON) "
-        f"ELSE TRY_CAST({_python_repr_to_json(text)} AS JSON) END)"
-    )
+    if col_type.id == "struct" and _struct_readable(dict(col_type.children)):
+        fields = dict(col_type.children)
+        readers = {
+            feature: _Reader(None, partial(_struct_sides, ident, fields, feature))
+            for feature in STYLE_FEATURES
+        }
+        return _Layout(null, "false", readers)
+    if col_type.id == "varchar":
+        doc = (
+            f"coalesce(TRY_CAST({ident} AS JSON), TRY_CAST({_python_repr_to_json(ident)} AS JSON))"
+        )
+    elif col_type.id in ("struct", "map"):
+        doc = f"to_json({ident})"
+    else:
+        raise InputError(
+            f"column {column!r} has type {col_type}; expected LMArena's conv_metadata as a "
+            "STRUCT or MAP (Parquet, JSON/JSONL, a DataFrame column of dicts) or as JSON text",
+            column=column,
+        )
+    null = f"({ident} IS NULL OR coalesce(json_type({doc}) = 'NULL', false))"
+    invalid = f"(NOT {null} AND coalesce(json_type({doc}) <> 'OBJECT', true))"
+    readers = {
+        feature: _Reader(_json_codes(doc, feature), partial(_json_sides, feature=feature))
+        for feature in STYLE_FEATURES
+    }
+    return _Layout(null, invalid, readers)
 
 
 def _python_repr_to_json(text: str) -> str:
@@ -237,91 +245,139 @@ def _python_repr_to_json(text: str) -> str:
     return out
 
 
-def _kind(field_type: object) -> str:
-    """``"json"`` for a JSON value, else the DuckDB type id (``"struct"``, ``"bigint"``...)."""
-    if field_type is _JSON or str(field_type) == "JSON":
-        return "json"
-    return field_type.id  # type: ignore[attr-defined]
+# --- STRUCT columns -------------------------------------------------------------------------
 
 
-def _struct_number(value: str, kind: str) -> str:
+def _struct_readable(fields: Mapping[str, object]) -> bool:
+    """Whether every needed field is a number (or all-NULL), or a STRUCT for markdown keys."""
+    for feature, keys in METADATA_KEYS.items():
+        for key in keys:
+            if key not in fields:
+                continue
+            type_id = fields[key].id  # type: ignore[attr-defined]
+            scalar = type_id in _NUMBER_TYPES or type_id == "null"
+            if not (scalar or (INNER_KEYS[feature] and type_id == "struct")):
+                return False
+    return True
+
+
+def _struct_sides(
+    ident: str, fields: Mapping[str, object], feature: str, _ref: str
+) -> tuple[_Side, _Side]:
+    key_a, key_b = METADATA_KEYS[feature]
+    inner = INNER_KEYS[feature]
+    return _struct_side(ident, key_a, fields, inner), _struct_side(ident, key_b, fields, inner)
+
+
+def _struct_side(ident: str, key: str, fields: Mapping[str, object], inner: Sequence[str]) -> _Side:
+    """One side's count from a STRUCT column (field types known, so the SQL is static)."""
+    if key not in fields:
+        return _Side("false", _NULL_DOUBLE)
+    field = f"struct_extract({ident}, {sql_literal(key)})"
+    present = f"({field} IS NOT NULL)"
+    field_type = fields[key]
+    if field_type.id != "struct":  # type: ignore[attr-defined]
+        return _Side(present, _struct_number(field, field_type.id))  # type: ignore[attr-defined]
+    inner_types = dict(field_type.children)  # type: ignore[attr-defined]
+    terms = []
+    for name in inner:
+        if name in inner_types:
+            leaf = f"struct_extract({field}, {sql_literal(name)})"
+            number = _struct_number(leaf, inner_types[name].id)
+            terms.append(f"(CASE WHEN {leaf} IS NULL THEN 0.0 ELSE {number} END)")
+    total = " + ".join(terms) if terms else "0.0"
+    return _Side(present, f"(CASE WHEN {field} IS NOT NULL THEN {total} END)")
+
+
+def _struct_number(value: str, type_id: str) -> str:
     """DOUBLE of a struct leaf if it is a non-negative finite number, else NULL."""
-    if kind in _INTEGER_TYPES:
+    if type_id in _INTEGER_TYPES:
         return f"(CASE WHEN {value} >= 0 THEN CAST({value} AS DOUBLE) END)"
-    if kind in _REAL_TYPES:
+    if type_id in _REAL_TYPES:
         as_double = f"CAST({value} AS DOUBLE)"
         return f"(CASE WHEN isfinite({as_double}) AND {as_double} >= 0 THEN {as_double} END)"
-    if kind == "json":
-        return _json_number(value)
     return _NULL_DOUBLE
 
 
-def _struct_side(meta: str, key: str, fields: Mapping, inner: Sequence[str]) -> _Side:
-    """One side's count from the STRUCT ``meta`` (field types known, so the SQL is static)."""
-    if key not in fields:
-        return _Side("false", _NULL_DOUBLE)
-    field = f"struct_extract({meta}, {sql_literal(key)})"
-    present = f"({field} IS NOT NULL)"
-    kind = _kind(fields[key])
-    if kind in _INTEGER_TYPES | _REAL_TYPES or not inner:
-        if kind == "varchar":  # text nested in a struct: parse it
-            return _Side(present, _json_total(_parse_text(field), inner))
-        return _Side(present, _struct_number(field, kind))
-    if kind == "struct":
-        inner_types = dict(fields[key].children)  # type: ignore[attr-defined]
-        terms = []
-        for name in inner:
-            if name in inner_types:
-                leaf = f"struct_extract({field}, {sql_literal(name)})"
-                number = _struct_number(leaf, _kind(inner_types[name]))
-                terms.append(f"(CASE WHEN {leaf} IS NULL THEN 0.0 ELSE {number} END)")
-        total = " + ".join(terms) if terms else "0.0"
-        return _Side(present, f"(CASE WHEN {field} IS NOT NULL THEN {total} END)")
-    if kind == "json":
-        return _Side(present, _json_total(field, inner))
-    if kind == "map":
-        return _Side(present, _json_total(f"to_json({field})", inner))
-    if kind == "varchar":
-        return _Side(present, _json_total(_parse_text(field), inner))
-    return _Side(present, _NULL_DOUBLE)
+# --- JSON (text, MAP, other STRUCTs) --------------------------------------------------------
 
 
-def _json_total(value: str, inner: Sequence[str]) -> str:
-    """DOUBLE count of a JSON value: a number, or (with ``inner``) an object of counts."""
-    if not inner:
-        return _json_number(value)
+def _json_codes(doc: str, feature: str) -> str:
+    """SQL LIST(DOUBLE): codes of the feature's values in the JSON document ``doc``.
+
+    Order: key A, its inner keys (:data:`INNER_KEYS`), key B, its inner keys. Each value is
+    coded as its count if it is a number >= 0 (finite), else ``-1`` absent or null, ``-2``
+    an object, ``-3`` anything else (string, boolean, array, negative number). A JSON value's
+    text is cast as is, so ``"3"`` (a string) is not a count. ``doc`` is parsed once.
+    """
+    paths = []
+    for key in METADATA_KEYS[feature]:
+        paths.append(_json_path(key))
+        paths.extend(_json_path(key, name) for name in INNER_KEYS[feature])
+    text = f"CAST({_VALUE} AS VARCHAR)"
+    number = f"TRY_CAST({text} AS DOUBLE)"
+    code = (
+        f"CASE WHEN {_VALUE} IS NULL OR {text} = 'null' THEN {_ABSENT} "
+        f"WHEN starts_with({text}, '{{') THEN {_OBJECT} "
+        f"WHEN isfinite({number}) AND {number} >= 0 THEN {number} ELSE {_INVALID} END"
+    )
+    return f"list_transform(json_extract({doc}, [{', '.join(paths)}]), lambda {_VALUE}: {code})"
+
+
+def _json_sides(ref: str, *, feature: str) -> tuple[_Side, _Side]:
+    """(A, B) counts from the code list ``ref`` of :func:`_json_codes`."""
+    k = len(INNER_KEYS[feature])
+    return _json_side(ref, 1, k), _json_side(ref, 2 + k, k)
+
+
+def _json_side(ref: str, at: int, k: int) -> _Side:
+    """One side's count from the code list ``ref``: key code at ``at`` (1-based), ``k`` inner."""
+    code = f"{ref}[{at}]"
+    present = f"({code} <> {_ABSENT})"
+    if not k:
+        return _Side(present, f"(CASE WHEN {code} >= 0 THEN {code} END)")
     terms = []
-    for name in inner:
-        leaf = f"json_extract({value}, {_json_path(name)})"
-        terms.append(
-            f"(CASE WHEN coalesce(json_type({leaf}), 'NULL') = 'NULL' THEN 0.0 "
-            f"ELSE {_json_number(leaf)} END)"
-        )
-    return (
-        f"(CASE WHEN json_type({value}) = 'OBJECT' THEN {' + '.join(terms)} "
-        f"ELSE {_json_number(value)} END)"
+    for j in range(at + 1, at + 1 + k):
+        leaf = f"{ref}[{j}]"
+        terms.append(f"(CASE WHEN {leaf} = {_ABSENT} THEN 0.0 WHEN {leaf} >= 0 THEN {leaf} END)")
+    total = (
+        f"(CASE WHEN {code} = {_OBJECT} THEN ({' + '.join(terms)}) "
+        f"WHEN {code} >= 0 THEN {code} END)"
     )
+    return _Side(present, total)
 
 
-def _json_number(value: str) -> str:
-    """DOUBLE of a JSON value if it is a non-negative number, else NULL."""
-    as_double = f"TRY_CAST({value} AS DOUBLE)"
-    return (
-        f"(CASE WHEN json_type({value}) IN {_JSON_NUMBERS} AND {as_double} >= 0 "
-        f"THEN {as_double} END)"
-    )
+def _json_path(*keys: str) -> str:
+    """SQL literal of the JSONPath ``$."k1"."k2"`` (our keys hold no double quote)."""
+    for key in keys:
+        if '"' in key or "\\" in key:
+            raise AssertionError(f"unsupported key {key!r}")
+    return sql_literal("$" + "".join(f'."{key}"' for key in keys))
 
 
-def _json_path(key: str) -> str:
-    """SQL literal of the JSONPath ``$."key"`` (our keys hold no double quote)."""
-    if '"' in key or "\\" in key:
-        raise AssertionError(f"unsupported key {key!r}")
-    return sql_literal(f'$."{key}"')
+def _bound(layout: _Layout, *, flags: bool = False) -> tuple[str, dict[str, tuple[_Side, _Side]]]:
+    """``votes`` with each reader's ``bind`` computed once as a column, and the sides on it.
+
+    Returns the SQL of that source (a subquery) and feature -> (A, B) sides. With ``flags``,
+    the source also has the boolean columns :data:`_NULL_FLAG` and :data:`_INVALID_FLAG`.
+    """
+    columns = []
+    if flags:
+        columns += [f"{layout.null} AS {_NULL_FLAG}", f"{layout.invalid} AS {_INVALID_FLAG}"]
+    sides = {}
+    for feature, reader in layout.readers.items():
+        if reader.bind is None:
+            sides[feature] = reader.sides("")
+        else:
+            name = sql_identifier(f"__bayesarena_style_{feature}__")
+            columns.append(f"{reader.bind} AS {name}")
+            sides[feature] = reader.sides(name)
+    extra = "".join(f", {c}" for c in columns)
+    return f"(SELECT *{extra} FROM votes)", sides
 
 
-def _with_meta(layout: _Layout) -> str:
-    """SQL of ``votes`` plus the metadata STRUCT computed once per row as :data:`_META`."""
-    return f"(SELECT *, {layout.meta} AS {sql_identifier(_META)} FROM votes)"
+_NULL_FLAG = sql_identifier("__bayesarena_style_null__")
+_INVALID_FLAG = sql_identifier("__bayesarena_style_invalid__")
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,12 +399,11 @@ def check_style_metadata(relation: object, column: str = "conv_metadata") -> Non
     rows overall.
     """
     layout = _layout(relation, column)
-    sides = _sides(layout, sql_identifier(_META))
-    source = _with_meta(layout)
-    ok = f"(NOT {layout.null} AND NOT {layout.invalid})"
-    problems: list[tuple[str, str, bool]] = [(f"{column} is NULL", layout.null, True)]
+    source, sides = _bound(layout, flags=True)
+    ok = f"(NOT {_NULL_FLAG} AND NOT {_INVALID_FLAG})"
+    problems: list[tuple[str, str, bool]] = [(f"{column} is NULL", _NULL_FLAG, True)]
     if layout.invalid != "false":
-        problems.append((f"{column} is not a JSON object", layout.invalid, False))
+        problems.append((f"{column} is not a JSON object", _INVALID_FLAG, False))
     for feature in STYLE_FEATURES:
         expected = "a non-negative count"
         if INNER_KEYS[feature]:
@@ -459,7 +514,8 @@ def style_matrix(votes: Votes, column: str = "conv_metadata") -> tuple[np.ndarra
 
     Returns ``raw`` (n, 4) float64, A minus B, columns :data:`STYLE_FEATURES`, each
     ``(s_a - s_b) / (s_a + s_b + 1)`` (:func:`style_features_sql`), and
-    ``StyleScaling.fit(raw)``. Checks the metadata first (:func:`check_style_metadata`).
+    ``StyleScaling.fit(raw)``. Missing or invalid metadata raises the error of
+    :func:`check_style_metadata` (run only then, so the source is scanned once).
     Needs per-vote input: the aggregated-counts form carries no metadata.
     """
     if votes.kind != "votes":
@@ -469,13 +525,18 @@ def style_matrix(votes: Votes, column: str = "conv_metadata") -> tuple[np.ndarra
             column=column,
         )
     relation = votes.relation
-    check_style_metadata(relation, column)
-    layout = _layout(relation, column)
-    exprs = _features(_sides(layout, sql_identifier(_META)))
-    select = ", ".join(f"{sql} AS {sql_identifier(f)}" for f, sql in exprs.items())
-    query = f"SELECT {select} FROM {_with_meta(layout)} ORDER BY {sql_identifier('row')}"
+    source, sides = _bound(_layout(relation, column))
+    # NULL (missing or invalid metadata) comes back as NaN, which no valid row can produce.
+    select = ", ".join(
+        f"coalesce({_formula(*sides[f])}, 'NaN'::DOUBLE) AS {sql_identifier(f)}"
+        for f in STYLE_FEATURES
+    )
+    query = f"SELECT {select} FROM {source} ORDER BY {sql_identifier('row')}"
     arrays = relation.query("votes", query).fetchnumpy()  # type: ignore[attr-defined]
     raw = np.column_stack([np.asarray(arrays[f], dtype=np.float64) for f in STYLE_FEATURES])
+    if np.isnan(raw).any():
+        check_style_metadata(relation, column)  # raises, naming the rows
+        raise AssertionError("style features are NULL on rows that pass the metadata check")
     return raw, StyleScaling.fit(raw)
 
 

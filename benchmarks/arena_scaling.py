@@ -1,0 +1,111 @@
+"""Speed of the full arena model (models/arena.toml) at LMArena scale.
+
+Simulates 150 models x 10 categories x 1,000,000 votes with 100,000 voters (heavy-tailed votes
+per voter), style features in LMArena's conv_metadata layout and multi-tag votes, writes them
+to Parquet, reads them back, fits ``arena.toml`` with NUTS (4 chains) and records: time per
+stage, the sizes of the likelihood layout (cells, direction rows, parameters), diagnostics
+(R-hat, bulk/tail ESS, divergences, leapfrog steps) and recovery against the truth.
+
+    .venv/bin/python benchmarks/arena_scaling.py                  # the full-size run
+    .venv/bin/python benchmarks/arena_scaling.py --votes 100000 --models 50 --out small
+
+Results go to ``benchmarks/results/arena_scaling[_OUT].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bayesarena as ba
+from bayesarena.arena_data import arena_cells
+from bayesarena.simulate import simulate_hierarchical_arena
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=150)
+    parser.add_argument("--votes", type=int, default=1_000_000)
+    parser.add_argument("--categories", type=int, default=10)
+    parser.add_argument("--voters", type=int, default=100_000)
+    parser.add_argument("--spec", default="arena")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--draws", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args(argv)
+
+    result: dict = {"config": vars(args), "machine": {
+        "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
+        "bayesarena": ba.__version__}}
+    t0 = time.perf_counter()
+    frame, truth = simulate_hierarchical_arena(
+        args.models, args.votes, categories=args.categories, n_voters=args.voters,
+        seed=args.seed)
+    result["simulate_s"] = round(time.perf_counter() - t0, 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "votes.parquet"
+        frame.to_parquet(path)
+        del frame
+        t0 = time.perf_counter()
+        votes = ba.read_votes(path)
+        spec = ba.load_spec(args.spec)
+        arena = arena_cells(votes, spec)
+        result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
+        result["layout"] = {"cells": arena.cells.n_cells, "direction_rows": arena.n_rows,
+                            "heavy_voters": len(arena.voters),
+                            "tag_sets": len(arena.cells.categories)}
+        t0 = time.perf_counter()
+        post = ba.fit(votes, spec, seed=args.seed, warmup=args.warmup, draws=args.draws)
+        result["fit_s"] = round(time.perf_counter() - t0, 2)
+    tree = post.tree
+    result["laplace_s"] = tree.attrs.get("laplace_s")
+    result["nuts_s"] = tree.attrs.get("nuts_s")
+    result["diagnostics"] = post.diagnostics.to_dict()
+    steps = tree["sample_stats"]["n_steps"].values
+    result["mean_leapfrog_steps"] = float(steps.mean())
+    result["parameters"] = int(sum(v.size // (v.shape[0] * v.shape[1])
+                                   for v in (tree["posterior"][k].values
+                                             for k in tree["posterior"].data_vars)))
+    result["recovery"] = recovery(post, truth)
+    print(json.dumps(result, indent=2, default=float))
+    suffix = f"_{args.out}" if args.out else ""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"arena_scaling{suffix}.json").write_text(json.dumps(result, indent=2,
+                                                                    default=float))
+    return result
+
+
+def recovery(post: ba.Posterior, truth) -> dict:
+    """Share of true values inside the 95% intervals, and rating error in Elo points."""
+    def cover(draws: np.ndarray, true: np.ndarray) -> float:
+        lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
+        return float(np.mean((lo <= true) & (true <= hi)))
+
+    theta = post.theta_draws()
+    out = {"theta_coverage": cover(theta, truth.theta),
+           "theta_rmse_elo": float(np.sqrt(np.mean((theta.mean(0) - truth.theta) ** 2))
+                                   * ba.scale.ELO_PER_LOGIT)}
+    p = post.tree["posterior"]
+    if "category_deviation" in p.data_vars:
+        order = [list(truth.categories).index(c) for c in post.categories]
+        d = p["category_deviation"].transpose("chain", "draw", "model", "category").values
+        out["delta_coverage"] = cover(d.reshape(-1, *d.shape[2:]), truth.delta[:, order])
+    if "style_coef" in p.data_vars:
+        b = p["style_coef"].values.reshape(-1, p["style_coef"].shape[-1])
+        out["style_coef_coverage"] = cover(b, np.asarray(truth.style_coef))
+    return out
+
+
+if __name__ == "__main__":
+    main()
