@@ -11,7 +11,13 @@ from scipy import stats
 
 import bayesarena as ba
 from bayesarena.arena_data import NO_TAGS, arena_cells
-from bayesarena.arena_model import arena_model, centred_mask, model_arguments
+from bayesarena.arena_model import (
+    arena_model,
+    centring_from_curvature,
+    default_category_centring,
+    default_voter_centring,
+    model_arguments,
+)
 from bayesarena.errors import MissingColumnError, MissingValueError
 from bayesarena.fit import pad_cells
 from bayesarena.numpyro_model import pairwise_model
@@ -122,25 +128,33 @@ def test_arena_factorisation_equals_bt_davidson():
             tr = trace(model).get_trace(**kwargs, **static)
         return float(tr["votes"]["fn"].log_factor)
 
-    arena = factor(arena_model, model_arguments(data, spec), n_models=7, n_voter_params=1,
-                   spec=spec)
+    arena = factor(arena_model, model_arguments(data, spec), n_models=7, spec=spec)
     bt = factor(pairwise_model, pad_cells(plain), n_models=7, spec=ba.load_spec("bt-davidson"))
     assert arena == pytest.approx(bt, rel=1e-12)
     values["position"] = 0.3  # and the position term does change it
-    assert factor(arena_model, model_arguments(data, spec), n_models=7, n_voter_params=1,
-                  spec=spec) != pytest.approx(bt, rel=1e-6)
+    moved = factor(arena_model, model_arguments(data, spec), n_models=7, spec=spec)
+    assert moved != pytest.approx(bt, rel=1e-6)
 
 
-def test_centring_rule_follows_votes_and_scale():
-    frame, _ = simulate_hierarchical_arena(6, 3000, categories=3, n_voters=0, style=False,
+def test_centring_rules():
+    """Without a Laplace fit: categories centred where n_mc * 0.2 * tau^2 >= 1 (tau the prior
+    median), heavy voters at 400 decisive votes; with one: where the
+    likelihood's curvature in non-centred coordinates is at least the prior's."""
+    frame, _ = simulate_hierarchical_arena(6, 3000, categories=3, n_voters=50, style=False,
                                            seed=2)
-    spec = arena_spec(categories={})
+    spec = arena_spec(categories={}, voters={"min_votes": 30})
     data = arena_cells(ba.read_votes(frame), spec)
-    votes = data.model_tag_votes().T
-    mask = centred_mask(data, spec, category_scale=np.array([0.01, 0.3, 1.0]))
-    np.testing.assert_array_equal(mask, votes * 0.2 * np.array([0.01, 0.3, 1.0])[:, None] ** 2
-                                  >= 1)
-    assert not mask[0].any() and mask[2].all()
+    tau = 0.6745 * 0.5  # half_normal(0.5) median
+    np.testing.assert_array_equal(default_category_centring(data, spec),
+                                  data.model_tag_votes().T * 0.2 * tau**2 >= 1)
+    decisive = np.bincount(data.row_voter, weights=data.row_counts.sum(axis=1))
+    np.testing.assert_array_equal(default_voter_centring(data), decisive[:-1] >= 400)
+    pooled_only = arena_cells(ba.read_votes(frame), arena_spec(voters={"min_votes": 10**6}))
+    assert pooled_only.voters == () and default_voter_centring(pooled_only).size == 0
+    np.testing.assert_array_equal(centring_from_curvature([1.0, 1.99, 2.0, 50.0]),
+                                  [False, False, True, True])
+    forced = arena_spec(categories={"parametrization": "noncentered"})
+    assert not default_category_centring(data, forced).any()
 
 
 # ---- recovery ---------------------------------------------------------------------------------
@@ -150,7 +164,7 @@ def recovered():
     voters incl. adversarial ones, style, position) on 12 models x 9,000 votes."""
     frame, truth = simulate_hierarchical_arena(
         12, 9000, categories=3, n_voters=150, seed=21, position=0.15,
-        adversarial_voter_share=0.04, category_sd=60.0)
+        adversarial_voter_share=0.1, category_sd=60.0)
     post = ba.fit(frame, "arena", seed=5, progress=False, chains=4, warmup=300, draws=400)
     return post, truth, frame
 
@@ -168,7 +182,7 @@ def test_arena_fit_is_healthy(recovered):
 
 def test_components_recovered_at_nominal_rate(recovered):
     """Strengths, category deviations, style coefficients, the position effect and heavy
-    voters' reliabilities: the share of true values inside their 95% intervals is inside the
+    voters' discriminations: the share of true values inside their 95% intervals is inside the
     central 99.8% of Binomial(n, 0.95) (intervals of one fit are correlated, which widens the
     spread a little: generous, but an over-confident fit at 70% of the right width fails)."""
     post, truth, _ = recovered
@@ -177,19 +191,19 @@ def test_components_recovered_at_nominal_rate(recovered):
     delta = p["category_deviation"].transpose("chain", "draw", "model", "category").values
     beta = p["style_coef"].values.reshape(-1, 4)
     gamma = p["position"].values.reshape(-1, 1)
-    names = list(voter_names(len(truth.voter_eta)))
-    heavy = [names.index(v) for v in post.tree["posterior"]["voter"].values[:-1]]
-    eta_table = post.voter_reliability().set_index("voter")
-    voters = [str(v) for v in post.tree["posterior"]["voter"].values[:-1]]
-    eta_lo = eta_table.loc[voters, "eta_lower"].to_numpy()
-    eta_hi = eta_table.loc[voters, "eta_upper"].to_numpy()
-    true_eta = np.asarray(truth.voter_eta)[heavy]
+    names = list(voter_names(len(truth.voter_kappa)))
+    voters = [str(v) for v in post.tree["posterior"]["voter"].values]
+    heavy = [names.index(v) for v in voters]
+    table = post.voter_reliability().set_index("voter")
+    kappa_lo = table.loc[voters, "kappa_lower"].to_numpy()
+    kappa_hi = table.loc[voters, "kappa_upper"].to_numpy()
+    true_kappa = np.asarray(truth.voter_kappa)[heavy]
     parts = {
         "theta": _covered(post.theta_draws(), truth.theta),
         "delta": _covered(delta.reshape(-1, *delta.shape[2:]), truth.delta[:, order]).ravel(),
         "style": _covered(beta, np.asarray(truth.style_coef)),
         "position": _covered(gamma, np.array([truth.position])),
-        "eta": (eta_lo <= true_eta) & (true_eta <= eta_hi),
+        "kappa": (kappa_lo <= true_kappa) & (true_kappa <= kappa_hi),
     }
     covered = sum(int(v.sum()) for v in parts.values())
     total = sum(v.size for v in parts.values())
@@ -202,7 +216,7 @@ def test_components_recovered_at_nominal_rate(recovered):
 def test_adversarial_voters_flagged(recovered):
     post, truth, _ = recovered
     table = post.voter_reliability().set_index("voter")
-    names = np.asarray(voter_names(len(truth.voter_eta)))
+    names = np.asarray(voter_names(len(truth.voter_kappa)))
     adversarial = set(names[np.asarray(truth.voter_kind) == 2]) & set(table.index)
     reliable = set(names[np.asarray(truth.voter_kind) == 0]) & set(table.index)
     assert adversarial, "the simulation should give some heavy adversarial voters"

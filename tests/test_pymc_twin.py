@@ -14,15 +14,19 @@ that neither likelihood has a bug. Two kinds of check:
   the posterior sds within ``z sqrt(mcse_sd_a^2 + mcse_sd_b^2)`` where ``mcse_sd`` is ArviZ's
   MCSE of the sd (``sd / sqrt(2 ESS)`` for a normal posterior, with the ESS of the squared
   deviations, widened by the kurtosis otherwise). ``z`` is Bonferroni-corrected: with ``n``
-  comparisons in a test (means and sds), ``z = Phi^{-1}(1 - FAMILY_ALPHA / (2 n))``, so a
-  correct implementation fails a test with probability at most ``FAMILY_ALPHA`` = 0.5% (about
-  3.5% for the seven posterior tests together), as far as the MCSE estimates are accurate.
+  comparisons in a test (means and sds), ``z = Phi^{-1}(1 - FAMILY_ALPHA / (2 n))`` with
+  ``FAMILY_ALPHA = 0.01 / 7``, so a correct implementation fails one of the seven posterior
+  tests with probability at most 1% per run of this file, as far as the MCSE estimates are
+  accurate (z is about 3.9 for the 18-24 comparisons of a pairwise spec, 4.3 for the ~110 of
+  the arena spec; a real discrepancy shows as tens of MCSEs).
 """
 
 from __future__ import annotations
 
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,7 +40,7 @@ from arviz_stats import mcse, rhat
 from numpyro.infer.util import log_density
 
 from bayesarena import aggregate, fit, load_spec, read_votes, simulate_arena
-from bayesarena.arena_model import arena_model, centred_mask, model_arguments
+from bayesarena.arena_model import arena_model, model_arguments
 from bayesarena.fit import (
     arena_for_spec,
     as_votes,
@@ -51,9 +55,10 @@ PAIRWISE_SPECS = ("bt", "bt-davidson", "bt-ties-half", "rao-kupper", "thurstone"
 #: Parameters compared (as stored by both; parametrisation-internal sites are not).
 PARAMETERS = ("theta", "sigma", "log_nu", "tie_threshold", "bothbad_intercept", "bothbad_slope",
               "category_scale", "category_deviation", "position", "style_coef",
-              "voter_logit_mean", "voter_logit_scale", "voter_z")
-#: Probability that a test of a correct implementation fails (Bonferroni over its comparisons).
-FAMILY_ALPHA = 0.005
+              "voter_discrimination_scale", "voter_discrimination")
+#: Probability that a posterior test of a correct implementation fails (Bonferroni over its
+#: comparisons): 1% for the file's seven posterior tests together.
+FAMILY_ALPHA = 0.01 / 7
 CATEGORIES = ("coding", "math", "writing")
 N_MODELS = 8
 
@@ -186,22 +191,36 @@ def _random_point(rng: np.random.Generator, n_models: int, n_tags: int, n_voters
         "tie_threshold": 0.1 + abs(rng.normal(0.0, 0.5)), "bothbad_intercept": rng.normal(),
         "bothbad_slope": rng.normal(), "category_scale": tau,
         "category_deviation": delta - delta.mean(axis=0), "position": rng.normal(0.0, 0.3),
-        "style_coef": rng.normal(0.0, 0.3, n_style), "voter_logit_mean": rng.normal(2.0, 1.0),
-        "voter_logit_scale": abs(rng.normal()), "voter_z": rng.normal(size=n_voters),
+        "style_coef": rng.normal(0.0, 0.3, n_style),
+        "voter_discrimination_scale": 0.1 + abs(rng.normal(0.0, 0.5)),
+        "voter_discrimination": rng.normal(1.0, 0.5, n_voters),
     }
 
 
-def _votes_factor(trace) -> float:
-    site = trace["votes"]
-    return float(np.sum(site["fn"].log_prob(site["value"])))
+def _numpyro_log_density(model, kwargs):
+    """A jitted ``params -> (log joint without Jacobians, the "votes" factor)``."""
+
+    def at(params):
+        joint, trace = log_density(model, (), kwargs, params)
+        site = trace["votes"]
+        return joint, site["fn"].log_prob(site["value"]).sum()
+
+    fn = jax.jit(at)
+
+    def call(params):
+        joint, votes = fn({k: jnp.asarray(v, dtype=float) for k, v in params.items()})
+        return float(joint), float(votes)
+
+    return call
 
 
 def _check_log_densities(numpyro_at, pymc_model, points, correction=None) -> None:
     """NumPyro's and PyMC's likelihood terms and joint densities (no Jacobians) change by the
     same amount between points. ``numpyro_at(point)`` returns ``(log joint, votes factor)``;
     ``correction(point)`` is the known difference of the joint densities' parametrisations."""
-    logp = pymc_model.compile_logp(jacobian=False)
-    logp_votes = pymc_model.compile_logp(vars=pymc_model.potentials, jacobian=False)
+    logp = pymc_model.compile_logp(jacobian=False, mode="JAX")  # compiles fastest
+    votes = [f for f in pymc_model.potentials if f.name == "votes"]
+    logp_votes = pymc_model.compile_logp(vars=votes, jacobian=False, mode="JAX")
     to_point = _pymc_point_fn(pymc_model)
     rows = []
     for p in points:
@@ -221,17 +240,26 @@ def _check_log_densities(numpyro_at, pymc_model, points, correction=None) -> Non
 def _pymc_values(model, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``p`` plus the PyMC model's parametrisation-internal sites."""
     out = dict(p, theta_z=p["theta"] / p["sigma"])
+    coords = model.coords
     if "category_deviation" in model.named_vars:
         raw = p["category_deviation"].T  # (C, M)
-        out["category_raw"] = raw[_pymc_centred(model)]
-        out["category_z"] = (raw / p["category_scale"][:, None])[~_pymc_centred(model)]
+        centred = _in_coord(model, "category", "category_centred")
+        out["category_raw"] = raw[centred]
+        out["category_z"] = (raw / p["category_scale"][:, None])[~centred]
+        out["theta_category_mean"] = p["theta"] + raw.mean(axis=0)
+    if "voter" in coords:
+        centred = _in_coord(model, "voter", "voter_centred")
+        kappa = p["voter_discrimination"]
+        out["voter_discrimination_centred"] = kappa[centred]
+        out["voter_discrimination_z"] = ((kappa - 1.0)
+                                         / p["voter_discrimination_scale"])[~centred]
     return out
 
 
-def _pymc_centred(model) -> np.ndarray:
-    tags = list(model.coords["category"])
-    centred = set(model.coords.get("category_centred", ()))
-    return np.array([t in centred for t in tags])
+def _in_coord(model, full: str, subset: str) -> np.ndarray:
+    """Which entries of coordinate ``full`` are in coordinate ``subset``."""
+    chosen = set(model.coords.get(subset, ()))
+    return np.array([c in chosen for c in model.coords[full]])
 
 
 @pytest.mark.parametrize("name", PAIRWISE_SPECS)
@@ -243,9 +271,10 @@ def test_log_density_matches_numpyro_pairwise(name, pair_cells):
     pymc_model = build_pymc_model(pair_cells, spec)
     free = {rv.name for rv in pymc_model.free_RVs}
 
+    density = _numpyro_log_density(model, kwargs)
+
     def numpyro_at(p):
-        joint, trace = log_density(model, (), kwargs, {k: v for k, v in p.items() if k in free})
-        return float(joint), _votes_factor(trace)
+        return density({k: v for k, v in p.items() if k in free})
 
     rng = np.random.default_rng(1)
     points = [_random_point(rng, cells.n_models, 0, 0, 0) for _ in range(3)]
@@ -260,47 +289,67 @@ def logp_votes():
     return df
 
 
+@pytest.mark.parametrize("theta_from_category_mean", [False, True])
 @pytest.mark.parametrize("variant", list(LOGP_HIERARCHICAL))
-def test_log_density_matches_numpyro_hierarchical(variant, logp_votes):
+def test_log_density_matches_numpyro_hierarchical(variant, theta_from_category_mean, logp_votes):
     spec = LOGP_HIERARCHICAL[variant]
+    if theta_from_category_mean and not spec.categories.enabled:
+        pytest.skip("theta is sampled through its category mean only with categories")
     if spec.style.enabled and "conv_metadata" not in logp_votes:
         pytest.skip("no style data")
     arena, _ = arena_for_spec(as_votes(logp_votes), spec)
-    m, n_tags, n_voters = arena.cells.n_models, len(arena.tags), len(arena.voters) + 1
+    m, n_tags, n_voters = arena.cells.n_models, len(arena.tags), len(arena.voters)
     kwargs = model_arguments(arena, spec)
-    model = functools.partial(arena_model, n_models=m, n_voter_params=n_voters, spec=spec)
-    pymc_model = build_pymc_model(arena, spec)
-    sites = {rv.name for rv in pymc_model.free_RVs} - {"category_raw", "category_z"}
-    centred_np, noncentred_np = (np.asarray(kwargs["centred_index"]),
-                                 np.asarray(kwargs["noncentred_index"]))
+    model = functools.partial(arena_model, n_models=m, spec=spec,
+                              theta_from_category_mean=theta_from_category_mean)
+    pymc_model = build_pymc_model(arena, spec, theta_from_category_mean=theta_from_category_mean)
+    index = {k: np.asarray(v) for k, v in kwargs.items() if k.endswith("centred")}
 
     def numpyro_values(p):
-        out = {k: v for k, v in p.items() if k in sites}
-        if "theta_z" in sites:
+        out = {k: p[k] for k in ("sigma", "log_nu", "bothbad_intercept", "bothbad_slope",
+                                 "category_scale", "position", "style_coef",
+                                 "voter_discrimination_scale")}
+        if spec.categories.enabled and theta_from_category_mean:
+            out["theta_category_mean"] = p["theta"] + p["category_deviation"].mean(axis=1)
+        elif spec.strength.parametrization == "centered":
+            out["theta"] = p["theta"]
+        else:
             out["theta_z"] = p["theta"] / p["sigma"]
         if spec.categories.enabled:  # r = delta, flat index c * M + m
             raw = p["category_deviation"].T.reshape(-1)
-            tau = p["category_scale"][np.arange(n_tags * m) // m]
-            out["category_raw"] = raw[centred_np]
-            out["category_z"] = raw[noncentred_np] / tau[noncentred_np]
+            tau = np.repeat(p["category_scale"], m)
+            out["category_raw_centred"] = raw[index["category_centred"]]
+            nc = index["category_noncentred"]
+            out["category_raw_z"] = raw[nc] / tau[nc]
+        if spec.voters.enabled:
+            kappa, nc = p["voter_discrimination"], index["voter_noncentred"]
+            out["voter_discrimination_centred"] = kappa[index["voter_centred"]]
+            out["voter_discrimination_z"] = (kappa[nc] - 1.0) / p["voter_discrimination_scale"]
         return out
 
+    density = _numpyro_log_density(model, kwargs)
+
     def numpyro_at(p):
-        joint, trace = log_density(model, (), kwargs, numpyro_values(p))
-        return float(joint), _votes_factor(trace)
+        return density(numpyro_values(p))
 
     def correction(p):
-        # NumPyro draws r_c ~ N(0, tau_c^2 I_M) (element-wise centred, or tau_c z) and uses its
-        # zero-sum projection; PyMC draws the M - 1 free coordinates (ZeroSumNormal). At
-        # r_c = delta_c (mean 0): log N(r_c; 0, tau_c^2 I_M) = log ZSN(delta_c; tau_c) -
-        # log tau_c + const, the non-centred elements add log tau_c each (density of z), and
-        # PyMC's non-centred ZSN(1) of z_c adds (M - 1) log tau_c.
-        if not spec.categories.enabled:
-            return 0.0
-        log_tau = np.log(p["category_scale"])
-        n_nc = np.bincount(noncentred_np // m, minlength=n_tags)
-        pymc_nc = ~_pymc_centred(pymc_model)
-        return float(np.sum((n_nc - 1 - (m - 1) * pymc_nc) * log_tau))
+        # Both joints are densities of each model's own sampled coordinates, which differ:
+        # NumPyro draws r_c ~ N(0, tau_c^2 I_M) (each element centred, or tau_c z) and uses its
+        # zero-sum projection, PyMC the M - 1 free coordinates (ZeroSumNormal). At r_c =
+        # delta_c (mean 0): log N(r_c; 0, tau_c^2 I_M) = log ZSN(delta_c; tau_c) - log tau_c +
+        # const; each non-centred element adds log tau_c (density of z, not r), and PyMC's
+        # non-centred ZSN(1) of z_c adds (M - 1) log tau_c. A non-centred voter
+        # discrimination adds log s_kappa on either side.
+        out = 0.0
+        if spec.categories.enabled:
+            n_nc = np.bincount(index["category_noncentred"] // m, minlength=n_tags)
+            pymc_nc = ~_in_coord(pymc_model, "category", "category_centred")
+            out += np.sum((n_nc - 1 - (m - 1) * pymc_nc) * np.log(p["category_scale"]))
+        if spec.voters.enabled:
+            pymc_nc = ~_in_coord(pymc_model, "voter", "voter_centred")
+            out += ((len(index["voter_noncentred"]) - pymc_nc.sum())
+                    * np.log(p["voter_discrimination_scale"]))
+        return float(out)
 
     rng = np.random.default_rng(2)
     points = [_random_point(rng, m, n_tags, n_voters, len(arena.style_features))
@@ -340,33 +389,39 @@ def _compare_posteriors(numpyro_tree, pymc_tree) -> tuple[float, str]:
     return float(z.max() / threshold), report
 
 
-SAMPLER = {"chains": 4, "warmup": 300, "draws": 500}
+#: Chains long enough for the MCSE estimates themselves to be trusted: with 500 draws per chain
+#: the MCSE of a hierarchical scale's mean and sd (sigma, skewed, its tail explored slowly) came
+#: out 30-60% too small over repeated runs, which would make the Bonferroni bound fail often.
+PAIRWISE_SAMPLER = {"chains": 4, "warmup": 500, "draws": 2000}
+ARENA_SAMPLER = {"chains": 4, "warmup": 500, "draws": 1000}
 
 
-def _fit_both(data, spec, seed: int, target_accept: float = 0.8):
+def _fit_both(data, spec, seed: int, sampler: dict, target_accept: float = 0.8):
     posterior = fit(data, spec, seed=seed, progress=False, warn=False,
-                    target_accept=target_accept, **SAMPLER)
-    twin = sample_pymc(data, spec, draws=SAMPLER["draws"], tune=SAMPLER["warmup"],
-                       chains=SAMPLER["chains"], seed=seed + 1, target_accept=target_accept)
+                    target_accept=target_accept, **sampler)
+    twin = sample_pymc(data, spec, draws=sampler["draws"], tune=sampler["warmup"],
+                       chains=sampler["chains"], seed=seed + 1, target_accept=target_accept)
     return posterior.tree, twin
 
 
 @pytest.mark.parametrize("name", PAIRWISE_SPECS)
 def test_posterior_matches_numpyro_pairwise(name, pair_cells):
-    tree, twin = _fit_both(pair_cells, load_spec(name), seed=3)
+    tree, twin = _fit_both(pair_cells, load_spec(name), seed=3, sampler=PAIRWISE_SAMPLER)
     ratio, report = _compare_posteriors(tree, twin)
     assert ratio <= 1.0, report
 
 
 def test_posterior_matches_numpyro_categories_voters_position(hier_votes):
-    tree, twin = _fit_both(hier_votes, ARENA_SPEC, seed=4, target_accept=0.9)
+    tree, twin = _fit_both(hier_votes, ARENA_SPEC, seed=4, sampler=ARENA_SAMPLER,
+                           target_accept=0.9)
     assert set(twin["posterior"]["voter"].values) == set(tree["posterior"]["voter"].values)
     ratio, report = _compare_posteriors(tree, twin)
     assert ratio <= 1.0, report
 
 
 def test_posterior_matches_numpyro_style(style_votes):
-    tree, twin = _fit_both(style_votes, STYLE_SPEC, seed=5, target_accept=0.9)
+    tree, twin = _fit_both(style_votes, STYLE_SPEC, seed=5, sampler=ARENA_SAMPLER,
+                           target_accept=0.9)
     ratio, report = _compare_posteriors(tree, twin)
     assert ratio <= 1.0, report
 
@@ -378,12 +433,14 @@ def test_build_pymc_model_names_and_dims(hier_votes):
     assert list(model.coords["model"]) == list(arena.cells.models)
     assert list(model.coords["category"]) == list(arena.tags)
     assert model.named_vars_to_dims["category_deviation"] == ("model", "category")
-    assert model.named_vars_to_dims["voter_z"] == ("voter",)
-    assert model.coords["voter"][-1] == "(pooled)"
+    assert model.named_vars_to_dims["voter_discrimination"] == ("voter",)
+    assert list(model.coords["voter"]) == list(arena.voters)  # heavy voters only
     expected = {"theta", "sigma", "log_nu", "bothbad_intercept", "bothbad_slope",
-                "category_scale", "category_deviation", "position", "voter_logit_mean",
-                "voter_logit_scale", "voter_z"}
+                "category_scale", "category_deviation", "position",
+                "voter_discrimination_scale", "voter_discrimination"}
     assert expected <= set(model.named_vars)
-    # the centring choice is per category and leaves every category sampled exactly once
-    centred = centred_mask(arena, ARENA_SPEC).mean(axis=1) > 0.5
-    assert len(model.coords.get("category_centred", ())) == int(centred.sum())
+    # centred and non-centred categories (voters): each sampled exactly once
+    for full in ("category", "voter"):
+        parts = [*model.coords.get(f"{full}_centred", ()),
+                 *model.coords.get(f"{full}_noncentred", ())]
+        assert sorted(parts) == sorted(model.coords[full])

@@ -17,9 +17,9 @@ from scipy.special import expit
 from bayesarena import read_votes
 from bayesarena.likelihood import OutcomeParams, outcome_probs
 from bayesarena.simulate import (
-    ADVERSARIAL_ETA,
+    ADVERSARIAL_KAPPA,
     DEFAULT_STYLE_COEF,
-    RANDOM_ETA,
+    RANDOM_KAPPA,
     WINNER_LABELS,
     ArenaDesign,
     HierarchicalTruth,
@@ -45,7 +45,9 @@ def assert_rate(hits: np.ndarray, expected: float | np.ndarray) -> None:
     assert abs(hits.mean() - p.mean()) < Z * se, (hits.mean(), p.mean(), se)
 
 
-def reference_probs(truth: HierarchicalTruth, design: ArenaDesign, eta: np.ndarray) -> np.ndarray:
+def reference_probs(
+    truth: HierarchicalTruth, design: ArenaDesign, kappa: np.ndarray
+) -> np.ndarray:
     """The arena likelihood written out from the model note in plain numpy (not the JAX code)."""
     s_a = truth.theta[design.model_a] + (design.tags * truth.delta[design.model_a]).sum(1)
     s_b = truth.theta[design.model_b] + (design.tags * truth.delta[design.model_b]).sum(1)
@@ -54,14 +56,14 @@ def reference_probs(truth: HierarchicalTruth, design: ArenaDesign, eta: np.ndarr
     e = design.x @ truth.style_coef if design.x.shape[1] else 0.0
     num = np.exp(d / 2) + np.exp(-d / 2)
     p_dec = num / (num + np.exp(truth.log_nu))
-    p_a = eta * expit(d + e) + (1 - eta) * expit(-(d + e))
+    p_a = expit(kappa * (d + e))
     share = expit(truth.bothbad_intercept + truth.bothbad_slope * m)
     return np.stack([p_dec * p_a, p_dec * (1 - p_a), (1 - p_dec) * (1 - share),
                      (1 - p_dec) * share], axis=1)
 
 
 def two_model_truth(design, theta, **options) -> HierarchicalTruth:
-    options = {"position": 0.0, "style_coef": NO_STYLE, "pooled_eta": 1.0} | options
+    options = {"position": 0.0, "style_coef": NO_STYLE} | options
     truth = draw_truth(design, rng=1, **options)
     return truth._replace(theta=np.asarray(theta, dtype=float))
 
@@ -77,7 +79,8 @@ def test_realised_tie_rate_matches_configured(tie_rate):
 
 
 def test_plain_votes_follow_bradley_terry_davidson():
-    """eta = 1, beta = 0, gamma = 0, no categories: exactly BT-Davidson with both-bad."""
+    """No voters (kappa = 1), beta = 0, gamma = 0, no categories: exactly BT-Davidson with
+    both-bad."""
     design = simulate_design(3, 90_000, rng=2)
     truth = two_model_truth(design, [0.8, -0.2, -0.6])
     params = OutcomeParams(log_nu=truth.log_nu, bothbad_intercept=truth.bothbad_intercept,
@@ -99,9 +102,13 @@ def test_vote_probs_is_the_arena_likelihood_with_categories_style_and_voters():
     design = simulate_design(6, 4000, categories=3, n_voters=300, style=True, rng=4)
     truth = draw_truth(design, rng=5, position=0.3, style_coef=(0.6, -0.2, 0.3, 0.1),
                        category_sd=150.0, random_voter_share=0.1, adversarial_voter_share=0.1)
-    eta = truth.vote_eta(design)
+    kappa = truth.vote_kappa(design)
+    assert (kappa < 0).any() and (kappa == 0).any()  # adversarial and random voters present
     probs = vote_probs(truth, design)
-    np.testing.assert_allclose(probs, reference_probs(truth, design, eta), rtol=1e-10)
+    np.testing.assert_allclose(probs, reference_probs(truth, design, kappa), rtol=1e-10)
+    pooled = truth.vote_kappa(design, min_votes=20)
+    np.testing.assert_allclose(vote_probs(truth, design, kappa=pooled),
+                               reference_probs(truth, design, pooled), rtol=1e-10)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-12)
     # the categories and the style really move the probabilities
     plain = truth._replace(delta=np.zeros_like(truth.delta), style_coef=np.zeros(4))
@@ -126,25 +133,26 @@ def test_outcomes_follow_vote_probs_within_groups():
 
 
 def test_random_and_adversarial_voters():
-    """Gap 3 logits: random voters pick the stronger model half the time, others more."""
+    """Gap 3 logits: random voters (kappa 0) pick the stronger model half the time,
+    adversarial ones (kappa -1) the weaker one mostly, drawn ones (kappa ~ 1) the stronger."""
     design = simulate_design(2, 60_000, n_voters=400, rng=8)
     truth = two_model_truth(design, [1.5, -1.5], random_voter_share=0.25,
                             adversarial_voter_share=0.1)
-    assert (truth.voter_eta[truth.voter_kind == 1] == RANDOM_ETA).all()
-    assert (truth.voter_eta[truth.voter_kind == 2] == ADVERSARIAL_ETA).all()
+    assert (truth.voter_kappa[truth.voter_kind == 1] == RANDOM_KAPPA).all()
+    assert (truth.voter_kappa[truth.voter_kind == 2] == ADVERSARIAL_KAPPA).all()
     outcome = simulate_outcomes(truth, design, 9)
     decisive = outcome <= 1
     stronger_wins = np.where(design.model_a == 0, outcome == 0, outcome == 1)
     kind = truth.voter_kind[design.voter]
-    eta = truth.voter_eta[design.voter]
-    expected = eta * expit(3.0) + (1 - eta) * expit(-3.0)
+    expected = expit(3.0 * truth.voter_kappa[design.voter])
     for k in (0, 1, 2):
         sel = decisive & (kind == k)
         assert_rate(stronger_wins[sel], expected[sel])
     assert_rate(stronger_wins[decisive & (kind == 1)], 0.5)
-    reliable = stronger_wins[decisive & (kind == 0)].mean()
-    assert reliable > 0.85 > stronger_wins[decisive & (kind == 1)].mean() + 0.3
-    assert stronger_wins[decisive & (kind == 2)].mean() < 0.3
+    assert_rate(stronger_wins[decisive & (kind == 2)], expit(-3.0))
+    drawn = stronger_wins[decisive & (kind == 0)].mean()
+    assert drawn > 0.85 > stronger_wins[decisive & (kind == 1)].mean() + 0.3
+    assert stronger_wins[decisive & (kind == 2)].mean() < 0.1
 
 
 def test_position_effect_raises_model_a_win_rate():
@@ -222,15 +230,17 @@ def test_anonymous_votes_and_pooling():
     design = simulate_design(4, 20_000, n_voters=1000, anonymous_rate=0.1, rng=15)
     anonymous = design.voter < 0
     assert_rate(anonymous, 0.1)
-    truth = draw_truth(design, rng=16, pooled_eta=0.7)
-    eta = truth.vote_eta(design)
-    assert (eta[anonymous] == 0.7).all()
-    np.testing.assert_array_equal(eta[~anonymous], truth.voter_eta[design.voter[~anonymous]])
-    pooled = truth.vote_eta(design, min_votes=20)
+    truth = draw_truth(design, rng=16)
+    kappa = truth.vote_kappa(design)
+    assert (kappa[anonymous] == 1.0).all()
+    np.testing.assert_array_equal(kappa[~anonymous],
+                                  truth.voter_kappa[design.voter[~anonymous]])
+    assert (kappa[~anonymous] != 1.0).all()  # drawn from N(1, 0.3^2)
+    pooled = truth.vote_kappa(design, min_votes=20)
     light = np.append(design.voter_counts() < 20, True)[design.voter]  # -1 -> True
-    assert light.any() and (~light).any()
-    assert (pooled[light] == 0.7).all()
-    np.testing.assert_array_equal(pooled[~light], eta[~light])
+    assert (light & ~anonymous).any() and (~light).any()
+    assert (pooled[light] == 1.0).all()
+    np.testing.assert_array_equal(pooled[~light], kappa[~light])
 
 
 def test_prior_truth_pools_light_voters_and_is_finite():
@@ -238,8 +248,11 @@ def test_prior_truth_pools_light_voters_and_is_finite():
     truth = draw_prior_truth(design, rng=18)
     light = design.voter_counts() < 20
     assert light.any() and (~light).any()
-    assert (truth.voter_eta[light] == truth.pooled_eta).all()
-    assert (truth.voter_eta[~light] != truth.pooled_eta).all()
+    assert (truth.voter_kappa[light] == 1.0).all()
+    assert (truth.voter_kappa[~light] != 1.0).all()
+    assert truth.voter_discrimination_scale > 0
+    np.testing.assert_array_equal(truth.vote_kappa(design),
+                                  truth.vote_kappa(design, min_votes=20))
     np.testing.assert_allclose(truth.theta.sum(), 0.0, atol=1e-12)
     np.testing.assert_allclose(truth.delta.sum(0), 0.0, atol=1e-12)
     probs = vote_probs(truth, design)
@@ -256,8 +269,12 @@ def test_draw_truth_defaults():
     np.testing.assert_allclose(truth.delta.sum(0), 0.0, atol=1e-12)
     assert 50 < truth.ratings().std() < 150  # rating_sd = 100 Elo
     assert truth.category_ratings().shape == (40, 4)
-    u = np.log(truth.voter_eta / (1 - truth.voter_eta))
-    assert abs(u.mean() - 2.5) < Z * 1 / np.sqrt(200) and abs(u.std() - 1) < 0.2
+    kappa = truth.voter_kappa
+    assert kappa.shape == (200,) and (truth.voter_kind == 0).all()
+    assert truth.voter_discrimination_scale == 0.3
+    # mean within Z standard errors; sd within Z of its standard error sd / sqrt(2 (n - 1))
+    assert abs(kappa.mean() - 1.0) < Z * 0.3 / np.sqrt(200)
+    assert abs(kappa.std(ddof=1) - 0.3) < Z * 0.3 / np.sqrt(2 * 199)
 
 
 def test_same_seed_same_output():
@@ -268,6 +285,28 @@ def test_same_seed_same_output():
     for a, b in zip(t1, t2, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not df1["winner"].equals(df3["winner"])
+
+
+@pytest.mark.parametrize("min_votes", [20, None])
+def test_hierarchical_arena_light_voters_vote_like_the_crowd(min_votes):
+    """The winners use ``kappa = truth.vote_kappa(design, min_votes=min_votes)``: rebuilt from
+    the documented steps with one generator, the frame is the same."""
+    options = {"adversarial_voter_share": 0.3, "random_voter_share": 0.2}
+    df, truth = simulate_hierarchical_arena(6, 3000, min_votes=min_votes, metadata=False,
+                                            seed=23, **options)
+    rng = np.random.default_rng(23)
+    design = simulate_design(6, 3000, categories=("coding", "math", "creative_writing",
+                                                  "hard_prompts"),
+                             multi_tag_rate=0.2, n_voters=300, style=True, rng=rng)
+    rebuilt = draw_truth(design, rng=rng, **options)
+    np.testing.assert_array_equal(rebuilt.voter_kappa, truth.voter_kappa)
+    kappa = truth.vote_kappa(design, min_votes=min_votes)
+    light = design.voter_counts()[design.voter] < 20
+    assert light.any() and (truth.voter_kappa[design.voter[light]] != 1.0).any()
+    if min_votes is not None:
+        assert (kappa[light] == 1.0).all()
+    outcome = simulate_outcomes(truth, design, rng, kappa=kappa)
+    pd.testing.assert_frame_equal(df, arena_frame(design, outcome, metadata=False))
 
 
 def test_frame_format():

@@ -122,14 +122,14 @@ def arena_cells(votes: Votes, spec: ModelSpec, *, check_graph: bool = True) -> A
     keys = {}
     if spec.categories.enabled:
         need("category", "categories")
-        keys["tags"] = _tags_sql(relation)
-        _check_no_null(relation, "category", "a category tag (or an empty list) on every row")
+        keys["tags"] = tags_sql(relation)
+        check_no_null(relation, "category", "a category tag (or an empty list) on every row")
     else:
         keys["tags"] = "''"
     if spec.position.enabled and spec.position.source == "column":
         need("position", "position.source = 'column'")
         per_vote("position.source = 'column'")
-        shown_a = _position_sql(relation)
+        shown_a = position_sql(relation)
         keys["pos"] = f"CASE WHEN ({shown_a}) = ({a_first}) THEN 1 ELSE -1 END"
     elif spec.position.enabled:
         keys["pos"] = f"CASE WHEN {a_first} THEN 1 ELSE -1 END"
@@ -277,7 +277,7 @@ def _column_type(relation: object, column: str) -> str:
     return types[column].id
 
 
-def _tags_sql(relation: object) -> str:
+def tags_sql(relation: object) -> str:
     """Tag-set key of each vote: its sorted distinct tags joined by :data:`_TAG_SEP`."""
     c = sql_identifier("category")
     if _column_type(relation, "category") in ("list", "array"):
@@ -293,7 +293,7 @@ def _tags_sql(relation: object) -> str:
     return f"CAST({c} AS VARCHAR)"
 
 
-def _position_sql(relation: object) -> str:
+def position_sql(relation: object) -> str:
     """SQL boolean: model_a was shown first (``position`` in ``a``/``model_a``,
     ``b``/``model_b``, case-insensitive); other values are refused with their rows."""
     p = f"lower(trim(CAST({sql_identifier('position')} AS VARCHAR)))"
@@ -310,7 +310,7 @@ def _position_sql(relation: object) -> str:
     return f"{p} IN ('a', 'model_a')"
 
 
-def _check_no_null(relation: object, column: str, expected: str) -> None:
+def check_no_null(relation: object, column: str, expected: str) -> None:
     c, row = sql_identifier(column), sql_identifier("row")
     found = relation.query(  # type: ignore[attr-defined]
         "votes", f"SELECT {row}, count(*) OVER () FROM votes WHERE {c} IS NULL "

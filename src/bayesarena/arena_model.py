@@ -7,8 +7,8 @@ each component switched on in the spec)::
     tau_c ~ prior_category_scale;   delta[:, c] ~ ZeroSumNormal(tau_c, (M,))    category deviation
     gamma ~ prior_position                                                      shown-first bonus
     beta_f ~ prior_style_coef                                                   style coefficients
-    mu_u ~ prior_voter_logit_mean;  s_u ~ prior_voter_logit_scale
-    u_v = mu_u + s_u z_v, z_v ~ N(0, 1), v = 1..V+1 (the last: all light voters, pooled)
+    s_kappa ~ prior_voter_discrimination_scale
+    kappa_v ~ N(1, s_kappa), v = 1..V (heavy voters); kappa = 1 for all light voters (pooled)
     log_nu, a, b as in models/bt-davidson.toml
 
 A vote on pair ``(i, j)`` with tag set ``T``, position sign ``p`` (+1 when ``i`` was shown
@@ -16,9 +16,10 @@ first), style features ``x`` (``i`` minus ``j``) by voter ``v`` has
 
     s_m = theta_m + sum_{c in T} delta[m, c],   d = s_i - s_j + gamma p,   m = (s_i + s_j) / 2
     P(decisive) = 2 cosh(d/2) / (2 cosh(d/2) + nu),   P(both bad | tie) = sigmoid(a + b m)
-    P(i wins | decisive) = eta_v sigmoid(d + beta.x) + (1 - eta_v) sigmoid(-(d + beta.x))
+    P(i wins | decisive) = sigmoid(kappa_v (d + beta.x))
 
-with ``eta_v = sigmoid(u_v)`` (Crowd-BT, Chen et al. 2013). See :mod:`bayesarena.likelihood`
+with ``kappa_v`` the voter's discrimination relative to the crowd (negative: adversarial;
+near 0: random). See :mod:`bayesarena.likelihood`
 for why the factorisation is exact for Davidson's model and cheap to evaluate, and
 :mod:`bayesarena.arena_data` for the cells and direction rows it is evaluated on.
 
@@ -28,7 +29,7 @@ whose zero-sum projection is exactly ``ZeroSumNormal(tau_c)``; each element of `
 sampled centred (``r ~ N(0, tau)``) or non-centred (``r = tau z``) as
 ``[categories] parametrization`` says, per (model, category) under ``auto`` (centred where
 the model has many votes in the category: Papaspiliopoulos, Roberts & Skold 2007; Betancourt
-& Girolami 2015). Voter logits are non-centred (few votes per voter).
+& Girolami 2015). Voter discriminations are partially centred the same way.
 """
 
 from __future__ import annotations
@@ -51,6 +52,32 @@ from bayesarena.numpyro_model import (
 from bayesarena.spec import ModelSpec
 
 
+def partially_centred_normal(
+    name: str, loc: jax.Array, scale: jax.Array, centred_index: jax.Array,
+    noncentred_index: jax.Array,
+) -> jax.Array:
+    """``x ~ Normal(loc, scale)`` elementwise, each element centred or non-centred.
+
+    Elements at ``centred_index`` are sampled as they are (site ``{name}_centred``), the others
+    as ``loc + scale z`` with ``z ~ N(0, 1)`` (site ``{name}_z``); ``loc`` and ``scale`` are
+    per element (broadcast to the full length). Same distribution either way; the geometry
+    differs: centred suits elements the likelihood pins tightly, non-centred those the prior
+    dominates (Papaspiliopoulos, Roberts & Skold 2007).
+    """
+    size = centred_index.shape[0] + noncentred_index.shape[0]
+    loc, scale = jnp.broadcast_to(loc, (size,)), jnp.broadcast_to(scale, (size,))
+    x = jnp.zeros(size)
+    if centred_index.shape[0]:
+        x = x.at[centred_index].set(numpyro.sample(
+            f"{name}_centred",
+            dist.Normal(loc[centred_index], scale[centred_index]).to_event(1)))
+    if noncentred_index.shape[0]:
+        z = numpyro.sample(f"{name}_z", dist.Normal(0.0, 1.0)
+                           .expand([noncentred_index.shape[0]]).to_event(1))
+        x = x.at[noncentred_index].set(loc[noncentred_index] + scale[noncentred_index] * z)
+    return x
+
+
 def category_deviations(
     n_models: int, n_tags: int, centred_index: jax.Array, noncentred_index: jax.Array,
     spec: ModelSpec,
@@ -64,15 +91,8 @@ def category_deviations(
         "category_scale",
         prior_distribution(spec.priors["category_scale"]).expand([n_tags]).to_event(1),
     )
-    raw = jnp.zeros(n_tags * n_models)
-    if centred_index.shape[0]:
-        r = numpyro.sample("category_raw", dist.Normal(0.0, tau[centred_index // n_models])
-                           .to_event(1))
-        raw = raw.at[centred_index].set(r)
-    if noncentred_index.shape[0]:
-        z = numpyro.sample("category_z", dist.Normal(0.0, 1.0)
-                           .expand([noncentred_index.shape[0]]).to_event(1))
-        raw = raw.at[noncentred_index].set(tau[noncentred_index // n_models] * z)
+    scale = jnp.repeat(tau, n_models)  # element c * M + m has scale tau_c
+    raw = partially_centred_normal("category_raw", 0.0, scale, centred_index, noncentred_index)
     raw = raw.reshape(n_tags, n_models)
     return numpyro.deterministic("category_deviation",
                                  (raw - raw.mean(axis=1, keepdims=True)).T)
@@ -98,13 +118,17 @@ def theta_via_category_mean(delta: jax.Array, spec: ModelSpec) -> jax.Array:
     return numpyro.deterministic("theta", theta)
 
 
-def voter_reliability(n_voter_params: int, spec: ModelSpec) -> jax.Array:
-    """Sample the voter hierarchy; returns ``r_v = 2 eta_v - 1 = tanh(u_v / 2)``."""
-    mu = numpyro.sample("voter_logit_mean", prior_distribution(spec.priors["voter_logit_mean"]))
-    scale = numpyro.sample("voter_logit_scale",
-                           prior_distribution(spec.priors["voter_logit_scale"]))
-    z = numpyro.sample("voter_z", dist.Normal(0.0, 1.0).expand([n_voter_params]).to_event(1))
-    return jnp.tanh(0.5 * (mu + scale * z))
+def voter_discrimination(centred_index: jax.Array, noncentred_index: jax.Array,
+                         spec: ModelSpec) -> jax.Array:
+    """Sample ``kappa_v ~ N(1, s_kappa)`` for the heavy voters and append the light voters'
+    reference ``kappa = 1`` (the crowd defines the unit of the strengths: with a free pooled
+    value the strengths' scale and the voters' discrimination would trade off along a ridge
+    that only ties weakly identify)."""
+    scale = numpyro.sample("voter_discrimination_scale",
+                           prior_distribution(spec.priors["voter_discrimination_scale"]))
+    kappa = partially_centred_normal("voter_discrimination", 1.0, scale, centred_index,
+                                     noncentred_index)
+    return jnp.append(numpyro.deterministic("voter_discrimination", kappa), 1.0)
 
 
 def arena_model(
@@ -117,11 +141,12 @@ def arena_model(
     row_style: jax.Array,
     row_counts: jax.Array,
     tagsets: jax.Array,
-    centred_index: jax.Array,
-    noncentred_index: jax.Array,
+    category_centred: jax.Array,
+    category_noncentred: jax.Array,
+    voter_centred: jax.Array,
+    voter_noncentred: jax.Array,
     *,
     n_models: int,
-    n_voter_params: int,
     spec: ModelSpec,
     theta_from_category_mean: bool = False,
 ) -> None:
@@ -133,8 +158,8 @@ def arena_model(
     carry a category tag.
     """
     if spec.categories.enabled:
-        delta = category_deviations(n_models, tagsets.shape[1], centred_index,
-                                    noncentred_index, spec)
+        delta = category_deviations(n_models, tagsets.shape[1], category_centred,
+                                    category_noncentred, spec)
         theta = (theta_via_category_mean(delta, spec) if theta_from_category_mean
                  else strengths(n_models, spec))
         strength = theta[None, :] + tagsets @ delta.T  # (tag sets, models)
@@ -160,57 +185,73 @@ def arena_model(
             "style_coef", prior_distribution(spec.priors["style_coef"])
             .expand([row_style.shape[1]]).to_event(1))
         y = y + row_style @ beta
-    reliability = None
+    kappa = None
     if spec.voters.enabled:
-        reliability = voter_reliability(n_voter_params, spec)[row_voter]
-    lp_i, lp_j = direction_log_probs(y, reliability)
+        kappa = voter_discrimination(voter_centred, voter_noncentred, spec)[row_voter]
+    lp_i, lp_j = direction_log_probs(y, kappa)
     numpyro.factor("votes", log_lik + jnp.sum(row_counts[:, 0] * lp_i + row_counts[:, 1] * lp_j))
 
 
-#: Fisher information of one vote about the gap near d = 0 (sigmoid'(0) = 0.25, less the tie
-#: share): the scale of the likelihood's precision per vote in the centring rule.
+#: Fallback centring rule without a Laplace fit: a (model, category) deviation is centred at
+#: ``n_mc * 0.2 * tau_c^2 >= 1`` (0.2: about the Fisher information of one vote near an even
+#: gap; tau_c: the prior median), a voter's discrimination at 400 decisive votes (about 0.01
+#: nats of information about kappa per vote at a typical gap |d| ~ 0.6, prior scale 0.5).
 INFORMATION_PER_VOTE = 0.2
+VOTER_CENTRED_MIN_VOTES = 400
 
 
-def centred_mask(data: ArenaCells, spec: ModelSpec,
-                 category_scale: np.ndarray | None = None) -> np.ndarray:
-    """Which (category, model) deviations to sample centred, shape ``(C, M)``.
+def centring_from_curvature(curvature_z: np.ndarray) -> np.ndarray:
+    """Centre an element when, in non-centred coordinates at the Laplace mode, the likelihood
+    adds at least as much curvature as the N(0, 1) prior: ``d2 U / dz2 >= 2``."""
+    return np.asarray(curvature_z) >= 2.0
 
-    Under ``parametrization = "auto"``: centred where the likelihood's precision
-    ``n_mc * INFORMATION_PER_VOTE`` is at least the prior's ``1 / tau_c^2``, with ``tau_c`` the
-    given estimate (the Laplace mode) or, without one, the prior's median.
-    """
+
+def default_category_centring(data: ArenaCells, spec: ModelSpec) -> np.ndarray:
+    """Which (category, model) deviations to sample centred, shape ``(C, M)``, without a
+    Laplace fit (see :data:`INFORMATION_PER_VOTE`); ``parametrization`` centred/noncentered
+    overrides the rule."""
     n_tags, m = max(len(data.tags), 1), data.cells.n_models
     mode = spec.categories.parametrization
-    if not spec.categories.enabled or mode == "noncentered":
+    if not spec.categories.enabled:
         return np.zeros((n_tags, m), dtype=bool)
-    if mode == "centered":
-        return np.ones((n_tags, m), dtype=bool)
-    if category_scale is None:
-        category_scale = np.full(n_tags, _prior_median_scale(spec))
-    precision_ratio = (data.model_tag_votes().T * INFORMATION_PER_VOTE
-                       * np.asarray(category_scale)[:, None] ** 2)
-    return precision_ratio >= 1.0
+    if mode != "auto":
+        return np.full((n_tags, m), mode == "centered")
+    tau = _prior_median_scale(spec)
+    return data.model_tag_votes().T * INFORMATION_PER_VOTE * tau**2 >= 1.0
+
+
+def default_voter_centring(data: ArenaCells) -> np.ndarray:
+    """Heavy voters whose discrimination to sample centred without a Laplace fit."""
+    decisive = np.bincount(data.row_voter, weights=data.row_counts.sum(axis=1),
+                           minlength=len(data.voters) + 1)
+    return decisive[: len(data.voters)] >= VOTER_CENTRED_MIN_VOTES
 
 
 def _prior_median_scale(spec: ModelSpec) -> float:
     prior = spec.priors["category_scale"]
-    median = {"half_normal": 0.6745, "half_cauchy": 1.0, "exponential": np.log(2.0)}
     if prior.family == "exponential":
-        return median["exponential"] / prior.params["rate"]
+        return float(np.log(2.0) / prior.params["rate"])
+    median = {"half_normal": 0.6745, "half_cauchy": 1.0}
     return median.get(prior.family, 1.0) * prior.params.get("scale", 1.0)
 
 
-def model_arguments(data: ArenaCells, spec: ModelSpec,
-                    category_scale: np.ndarray | None = None) -> dict[str, jax.Array]:
+def model_arguments(data: ArenaCells, spec: ModelSpec, *,
+                    category_centred: np.ndarray | None = None,
+                    voter_centred: np.ndarray | None = None) -> dict[str, jax.Array]:
     """The arrays :func:`arena_model` takes, cells and rows padded to :func:`bucket_size` with
-    zero-count entries (padding changes no likelihood term); ``category_scale`` feeds the
-    centring rule (:func:`centred_mask`)."""
+    zero-count entries (padding changes no likelihood term). ``category_centred`` (``(C, M)``)
+    and ``voter_centred`` (``(V,)``, heavy voters) say which elements to sample centred (defaults:
+    :func:`default_category_centring`, :func:`default_voter_centring`)."""
     c = data.cells
     m = c.n_models
     k, r = bucket_size(c.n_cells), bucket_size(data.n_rows)
     tagsets = data.tagsets.astype(float) if data.tags else np.zeros((len(c.categories), 1))
-    flat_centred = centred_mask(data, spec, category_scale).reshape(-1)
+    if category_centred is None:
+        category_centred = default_category_centring(data, spec)
+    if voter_centred is None:
+        voter_centred = default_voter_centring(data)
+    flat_centred = np.asarray(category_centred, dtype=bool).reshape(-1)
+    voter_centred = np.asarray(voter_centred, dtype=bool)
     return {
         "flat_i": jnp.asarray(pad_rows(c.category.astype(np.int64) * m + c.model_i, k)),
         "flat_j": jnp.asarray(pad_rows(c.category.astype(np.int64) * m + c.model_j, k, fill=1)),
@@ -221,6 +262,8 @@ def model_arguments(data: ArenaCells, spec: ModelSpec,
         "row_style": jnp.asarray(pad_rows(data.row_style, r)),
         "row_counts": jnp.asarray(pad_rows(data.row_counts.astype(float), r)),
         "tagsets": jnp.asarray(tagsets),
-        "centred_index": jnp.asarray(np.nonzero(flat_centred)[0]),
-        "noncentred_index": jnp.asarray(np.nonzero(~flat_centred)[0]),
+        "category_centred": jnp.asarray(np.nonzero(flat_centred)[0]),
+        "category_noncentred": jnp.asarray(np.nonzero(~flat_centred)[0]),
+        "voter_centred": jnp.asarray(np.nonzero(voter_centred)[0]),
+        "voter_noncentred": jnp.asarray(np.nonzero(~voter_centred)[0]),
     }

@@ -78,6 +78,38 @@ def _print_fit_report(post) -> None:
     console.print(f"[{style}]{format_diagnostics(diag)}[/]", highlight=False)
 
 
+def _print_components(post) -> None:
+    """What the hierarchical components estimated: category scales, style coefficients,
+    the position effect and flagged voters."""
+    import numpy as np
+
+    from bayesarena.scale import ELO_PER_LOGIT
+
+    p = post.tree["posterior"]
+    if post.categories:
+        tau = p["category_scale"].mean(("chain", "draw")).to_series() * ELO_PER_LOGIT
+        console.print("category spread tau_c (Elo): " + ", ".join(
+            f"{c} {v:.0f}" for c, v in tau.items()), highlight=False)
+    if "style_coef" in p.data_vars:
+        coef = post.style_coefficients()
+        console.print("style coefficients (logit per sd): " + ", ".join(
+            f"{f} {r['mean']:+.3f} [{r['lower']:+.3f}, {r['upper']:+.3f}]"
+            for f, r in coef.iterrows()), highlight=False)
+    if "position" in p.data_vars:
+        g = p["position"].values.ravel()
+        console.print(f"shown-first advantage: {g.mean():+.3f} logit "
+                      f"[{np.quantile(g, 0.025):+.3f}, {np.quantile(g, 0.975):+.3f}]",
+                      highlight=False)
+    if "voter_discrimination_scale" in p.data_vars:
+        table = post.voter_reliability()
+        flagged = table[table.flag != ""]
+        console.print(f"voters with their own discrimination: {len(table):,}; flagged: "
+                      f"{len(flagged):,}" + "".join(
+                          f"\n  {r.voter} ({r.votes} votes): {r.flag}, kappa {r.kappa:+.2f} "
+                          f"[{r.kappa_lower:+.2f}, {r.kappa_upper:+.2f}]"
+                          for r in flagged.head(10).itertuples()), highlight=False)
+
+
 @command
 def fit(
     data: Annotated[Path, typer.Argument(help="Votes: CSV, JSON, JSONL or Parquet file.")],
@@ -99,13 +131,17 @@ def fit(
     from bayesarena.aggregate import aggregate
     from bayesarena.fit import fit as fit_model
     from bayesarena.io import read_votes
+    from bayesarena.spec import load_spec
 
+    spec = load_spec(model)
     votes = read_votes(data, on_invalid="drop" if drop_invalid else "raise")
-    cells = aggregate(votes, by_category=by_category)
-    post = fit_model(cells, model, method=method, seed=seed, chains=chains, warmup=warmup,
+    # hierarchical specs read voters, tags and style per vote; the others need only the cells
+    source = votes if spec.hierarchical else aggregate(votes, by_category=by_category)
+    post = fit_model(source, spec, method=method, seed=seed, chains=chains, warmup=warmup,
                      draws=draws)  # type: ignore[arg-type]
     _print_fit_report(post)
     console.print(_leaderboard_table(post.leaderboard(), top=top))
+    _print_components(post)
     post.save(output)
     console.print(f"posterior written to {output}", highlight=False)
 
@@ -119,6 +155,8 @@ def leaderboard(
     prob: Annotated[float, typer.Option(help="Credible level.")] = 0.95,
     base: Annotated[float, typer.Option(help="Mean rating, or the anchor's rating.")] = 1000.0,
     anchor: Annotated[str | None, typer.Option(help="Model pinned at --base.")] = None,
+    category: Annotated[str | None, typer.Option(
+        help="A category's board from the same pooled fit (specs with categories).")] = None,
 ) -> None:
     """Print or export the leaderboard of a saved posterior."""
     from bayesarena.leaderboard import export, render
@@ -126,7 +164,8 @@ def leaderboard(
 
     if not 0 < prob < 1:
         raise BayesArenaError(f"--prob must be in (0, 1), got {prob}")
-    table = Posterior.load(posterior).leaderboard(prob=prob, base=base, anchor=anchor)
+    table = Posterior.load(posterior).leaderboard(prob=prob, base=base, anchor=anchor,
+                                                  category=category)
     if output is None:
         sys.stdout.write(render(table, fmt))
     else:

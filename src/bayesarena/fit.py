@@ -33,7 +33,7 @@ from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 
 from bayesarena.arena_data import ArenaCells, arena_cells
-from bayesarena.arena_model import arena_model, model_arguments
+from bayesarena.arena_model import arena_model, centring_from_curvature, model_arguments
 from bayesarena.diagnostics import compute_diagnostics, warn_if_unhealthy
 from bayesarena.errors import BayesArenaError, SamplingWarning
 from bayesarena.laplace import (
@@ -44,7 +44,7 @@ from bayesarena.laplace import (
 )
 from bayesarena.numpyro_model import bucket_size, pad_rows, pairwise_model
 from bayesarena.posterior import Posterior, build_tree
-from bayesarena.spec import ModelSpec, Prior, load_spec
+from bayesarena.spec import ModelSpec, load_spec
 from bayesarena.validation import check_connected
 from bayesarena.votes import Cells, Votes
 
@@ -164,13 +164,13 @@ def fit(
     if spec.hierarchical:
         arena, not_modelled = arena_for_spec(as_votes(data), spec)
         cells = arena.cells
-        # the Laplace step works with non-centred category deviations: in centred coordinates
-        # the joint density is unbounded as a scale tau -> 0 (the funnel's neck), so the
-        # mode would not exist; the start is mapped back by _to_sampling_coordinates
-        lap_model, lap_kwargs = _arena_model(arena, _noncentred_categories(spec))
-        model, kwargs = _arena_model(arena, spec)  # redone below with the Laplace scales
-        init_values = ({"voter_logit_mean": _prior_centre(spec.priors["voter_logit_mean"])}
-                       if spec.voters.enabled else None)  # the mode with eta > 1/2, not its mirror
+        # the Laplace step works with every hierarchical element non-centred: in centred
+        # coordinates the joint density is unbounded as a scale -> 0 (the funnel's neck), so
+        # the mode would not exist. Its curvature then decides which elements to centre, and
+        # the start is mapped to those coordinates (_to_sampling_coordinates).
+        lap_model, lap_kwargs = _arena_model(arena, spec, centring="none")
+        model, kwargs = _arena_model(arena, spec)  # redone below from the Laplace curvature
+        init_values = None
     else:
         cells, not_modelled = cells_for_spec(as_cells(data), spec)
         model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
@@ -187,9 +187,8 @@ def fit(
                                     init_values=init_values)
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
                      laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
-        if arena is not None and spec.categories.enabled:  # centre where the data say so
-            tau = np.exp(np.asarray(lap.unravel(jnp.asarray(lap.mode))["category_scale"]))
-            model, kwargs = _arena_model(arena, spec, category_scale=tau)
+        if arena is not None:  # centre where the data say so
+            model, kwargs = _arena_model(arena, spec, centring=lap.unravel(lap.curvature))
         if warn and method == "laplace" and not lap.converged:
             warnings.warn(f"Laplace optimisation did not converge (max |gradient| "
                           f"{lap.grad_norm:.2g})", SamplingWarning, stacklevel=2)
@@ -202,8 +201,9 @@ def fit(
 
     start = None
     if lap is not None:
-        start = _to_sampling_coordinates(*_laplace_start(lap, key_init, spec.sampler.chains),
-                                         kwargs, cells.n_models)
+        start = _laplace_start(lap, key_init, spec.sampler.chains)
+        if arena is not None:
+            start = _to_sampling_coordinates(*start, kwargs, cells.n_models)
     samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
@@ -214,24 +214,29 @@ def fit(
     return Posterior(tree, diagnostics=diag)
 
 
-def _arena_model(arena: ArenaCells, spec: ModelSpec, category_scale: np.ndarray | None = None
+def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | dict | None = None
                  ) -> tuple[Callable[..., None], dict]:
+    """The arena model and its arguments. ``centring``: ``None`` (the default rules of
+    :mod:`bayesarena.arena_model`), ``"none"`` (everything non-centred: the Laplace step), or
+    the Laplace curvature per unconstrained site (centre where the likelihood dominates;
+    a spec's explicit centred/noncentered choice for categories always wins)."""
     counts = arena.cells.counts.sum(axis=1)
     tagged = arena.tagsets[arena.cells.category].any(axis=1)
     model = functools.partial(
-        arena_model, n_models=arena.cells.n_models, n_voter_params=len(arena.voters) + 1,
-        spec=spec, theta_from_category_mean=bool(counts[tagged].sum() >= 0.5 * counts.sum()))
-    return model, model_arguments(arena, spec, category_scale)
-
-
-def _noncentred_categories(spec: ModelSpec) -> ModelSpec:
-    if not spec.categories.enabled:
-        return spec
-    return replace(spec, categories=replace(spec.categories, parametrization="noncentered"))
-
-
-def _prior_centre(prior: Prior) -> float:
-    return float(prior.params.get("loc", 0.0))
+        arena_model, n_models=arena.cells.n_models, spec=spec,
+        theta_from_category_mean=bool(counts[tagged].sum() >= 0.5 * counts.sum()))
+    n_tags, n_models = max(len(arena.tags), 1), arena.cells.n_models
+    category = voter = None
+    if centring == "none":
+        category = np.zeros((n_tags, n_models), dtype=bool)
+        voter = np.zeros(len(arena.voters), dtype=bool)
+    elif isinstance(centring, dict):
+        if "category_raw_z" in centring and spec.categories.parametrization == "auto":
+            category = centring_from_curvature(centring["category_raw_z"]).reshape(n_tags,
+                                                                                  n_models)
+        if "voter_discrimination_z" in centring:
+            voter = centring_from_curvature(centring["voter_discrimination_z"])
+    return model, model_arguments(arena, spec, category_centred=category, voter_centred=voter)
 
 
 Start = tuple[dict[str, jax.Array], dict[str, jax.Array]]
@@ -246,23 +251,54 @@ def _laplace_start(lap: LaplaceResult, key: jax.Array, chains: int) -> Start:
 
 
 def _to_sampling_coordinates(init: dict, variances: dict, kwargs: dict, n_models: int) -> Start:
-    """Map a start found with non-centred category deviations (``category_z`` for every
-    element) to the sampled parametrisation: ``category_raw = tau z`` for the centred elements
-    (variance ~ tau^2 var(z) at the mode), ``category_z`` for the others."""
-    if "category_z" not in init or "centred_index" not in kwargs:
-        return init, variances
+    """Map a start found with every hierarchical element non-centred (sites ``category_raw_z``
+    and ``voter_discrimination_z`` for all elements) to the sampled parametrisation: ``x =
+    loc + scale z`` for the centred elements (variance ~ scale^2 var(z) at the start), ``z``
+    for the others. Scale sites are positive, so their unconstrained value is the log."""
     init, variances = dict(init), dict(variances)
-    z, var_z = init.pop("category_z"), variances.pop("category_z")
-    log_tau = init["category_scale"]  # HalfNormal-type prior: unconstrained = log
-    centred, noncentred = kwargs["centred_index"], kwargs["noncentred_index"]
-    if centred.shape[0]:
-        tau_c = jnp.exp(log_tau[..., centred // n_models])
-        init["category_raw"] = tau_c * z[..., centred]
-        variances["category_raw"] = jnp.mean(tau_c, axis=0) ** 2 * var_z[centred]
-    if noncentred.shape[0]:
-        init["category_z"] = z[..., noncentred]
-        variances["category_z"] = var_z[noncentred]
+    groups = []
+    if "category_raw_z" in init:
+        log_tau = init["category_scale"]
+        groups.append(("category_raw", jnp.zeros_like(log_tau[..., :1]),
+                       jnp.repeat(jnp.exp(log_tau), n_models, axis=-1), "category"))
+    if "voter_discrimination_z" in init:
+        scale = jnp.exp(init["voter_discrimination_scale"])[..., None]
+        groups.append(("voter_discrimination", jnp.ones_like(scale), scale, "voter"))
+    for name, loc, scale, key in groups:
+        z, var_z = init.pop(f"{name}_z"), variances.pop(f"{name}_z")
+        centred, noncentred = kwargs[f"{key}_centred"], kwargs[f"{key}_noncentred"]
+        scale = jnp.broadcast_to(scale, z.shape)
+        if centred.shape[0]:
+            init[f"{name}_centred"] = loc + scale[..., centred] * z[..., centred]
+            variances[f"{name}_centred"] = jnp.mean(scale[..., centred], axis=0) ** 2 * var_z[
+                centred]
+        if noncentred.shape[0]:
+            init[f"{name}_z"] = z[..., noncentred]
+            variances[f"{name}_z"] = var_z[noncentred]
     return init, variances
+
+
+#: Largest dense mass-matrix block: its covariance is estimated from the warmup windows.
+DENSE_BLOCK_MAX = 256
+
+
+def _global_block(variances: dict[str, jax.Array]) -> tuple[str, ...]:
+    """Sites sharing a dense mass-matrix block under ``dense_globals``: every site of at most
+    :data:`DENSE_BLOCK_MAX` elements that is not an internal per-element coordinate of a
+    partially centred vector, in sorted order, stopping before the block would outgrow the
+    limit (smallest sites first). These are the strengths and the hyper-parameters, whose
+    posterior correlations (the common scale of the strengths against the voters' mean
+    reliability, the scale hyper-parameters against each other) a diagonal mass matrix
+    cannot express."""
+    sizes = {k: int(np.size(v)) for k, v in variances.items()
+             if not k.endswith(("_z", "_centred")) or k == "theta_z"}
+    chosen, total = [], 0
+    for name in sorted(sizes, key=lambda k: (sizes[k], k)):
+        if total + sizes[name] > DENSE_BLOCK_MAX:
+            break
+        chosen.append(name)
+        total += sizes[name]
+    return tuple(sorted(chosen))
 
 
 def _run_nuts(
@@ -273,16 +309,25 @@ def _run_nuts(
     ``start``: chain starts and mass-matrix variances (``init = "laplace"``)."""
     s = spec.sampler
     init_params = inverse_mass = None
+    dense: bool | list[tuple[str, ...]] = s.dense_mass
     if start is not None:
         init_params, variances = start
         if s.chains == 1:
             init_params = jax.tree.map(lambda x: x[0], init_params)
-        inverse_mass = None if s.dense_mass else ravel_pytree(variances)[0]
+        if s.dense_globals:
+            block = _global_block(variances)
+            rest = tuple(sorted(set(variances) - set(block)))
+            dense = [block]
+            inverse_mass = {block: ravel_pytree([variances[k] for k in block])[0]}
+            if rest:
+                inverse_mass[rest] = ravel_pytree([variances[k] for k in rest])[0]
+        elif not s.dense_mass:
+            inverse_mass = ravel_pytree(variances)[0]
     chain_method = s.chain_method
     if chain_method == "auto":
         chain_method = "parallel" if jax.local_device_count() >= s.chains else "sequential"
     kernel = NUTS(model, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth,
-                  dense_mass=s.dense_mass, inverse_mass_matrix=inverse_mass,
+                  dense_mass=dense, inverse_mass_matrix=inverse_mass,
                   init_strategy=init_to_median(num_samples=15))  # used when init_params is None
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
                 chain_method=chain_method, progress_bar=progress, jit_model_args=True)

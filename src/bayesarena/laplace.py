@@ -53,6 +53,13 @@ class LaplaceResult(NamedTuple):
     precision_diag: np.ndarray | None = None  # estimated diag(H) when H was not formed
 
     @property
+    def curvature(self) -> np.ndarray:
+        """Diagonal of the Hessian ``H`` at the mode (estimated or exact)."""
+        if self.precision_chol is None:
+            return self.precision_diag
+        return np.sum(self.precision_chol**2, axis=1)
+
+    @property
     def marginal_variances(self) -> np.ndarray:
         """Diagonal of ``H^{-1}`` (the Gaussian's marginal variances; ``1 / diag(H)`` when
         only the diagonal was estimated)."""

@@ -266,16 +266,19 @@ def _keep_mask(both_bad: str) -> jax.Array:
 # vote?":  P(i) = P(decisive | d) sigmoid(d), P(j) = P(decisive | d) sigmoid(-d), with
 # P(decisive | d) = 2 cosh(d/2) / (2 cosh(d/2) + nu).  The arena model (``models/arena.toml``)
 # keeps the first factor at the *models'* gap d (strengths, category deviations, position) and
-# lets the answer's style and the voter's reliability act on the second:
+# lets the answer's style and the voter's discrimination act on the second:
 #
-#     P(i wins | decisive) = eta_v sigmoid(d + e) + (1 - eta_v) sigmoid(-(d + e)),
+#     P(i wins | decisive) = sigmoid(kappa_v (d + e)),
 #
-# with e = beta . x the style offset of this vote and eta_v the voter's probability of voting
-# their true preference (Crowd-BT, Chen et al. 2013: eta = 1/2 is a random voter, eta < 1/2 an
-# adversarial one). With eta = 1 and e = 0 it is Davidson's model exactly. The payoff is
+# with e = beta . x the style offset of this vote and kappa_v the voter's discrimination
+# relative to the crowd of light voters (kappa = 1): kappa > 1 a more discerning voter,
+# 0 < kappa < 1 a noisier one, kappa = 0 a coin flip, kappa < 0 an adversarial voter (a
+# Bradley-Terry-Luce choice with a voter-specific temperature; cf. Crowd-BT, Chen et al. 2013,
+# whose lapse mixture eta sigmoid(y) + (1 - eta) sigmoid(-y) has the same slope at y = 0 for
+# kappa = 2 eta - 1). With kappa = 1 and e = 0 it is Davidson's model exactly. The payoff is
 # computational: the first factor depends on the cell only, so it aggregates over voters and
 # styles, and only the decisive votes of voters with their own parameter (or with style
-# features) need a row of their own in the second, which costs one tanh and one log1p a row.
+# features) need a row of their own in the second, which costs one log-sigmoid a row.
 
 
 def decisive_log_probs(
@@ -292,18 +295,13 @@ def decisive_log_probs(
 
 
 def direction_log_probs(
-    y: jax.Array, reliability: jax.Array | float | None = None
+    y: jax.Array, discrimination: jax.Array | float | None = None
 ) -> tuple[jax.Array, jax.Array]:
-    """``(log P(i wins | decisive), log P(j wins | decisive))`` at gap ``y = d + e``.
-
-    Without a voter model (``reliability is None``) these are ``log sigmoid(+-y)``. With a
-    reliability ``r = 2 eta - 1`` in ``(-1, 1)``, ``eta sigmoid(y) + (1 - eta) sigmoid(-y) =
-    (1 + r tanh(y/2)) / 2``, so the log-probabilities are ``log1p(+-r tanh(y/2)) - log 2``.
-    """
-    if reliability is None:
-        return jax.nn.log_sigmoid(y), jax.nn.log_sigmoid(-y)
-    rt = reliability * jnp.tanh(0.5 * y)
-    return jnp.log1p(rt) - jnp.log(2.0), jnp.log1p(-rt) - jnp.log(2.0)
+    """``(log P(i wins | decisive), log P(j wins | decisive))`` at gap ``y = d + e``:
+    ``log sigmoid(+-kappa y)``, with ``kappa = 1`` when ``discrimination`` is ``None``."""
+    if discrimination is not None:
+        y = discrimination * y
+    return jax.nn.log_sigmoid(y), jax.nn.log_sigmoid(-y)
 
 
 def bothbad_split(

@@ -72,7 +72,7 @@ from bayesarena.likelihood import (
     direction_log_probs,
     log_outcome_probs,
 )
-from bayesarena.posterior import POOLED_VOTER, Posterior
+from bayesarena.posterior import Posterior
 from bayesarena.spec import ModelSpec, load_spec
 from bayesarena.validation import sql_identifier
 from bayesarena.votes import CELL_OUTCOMES, Votes
@@ -222,7 +222,7 @@ def vote_atoms(votes: Votes, keys: AtomKeys) -> pd.DataFrame:
     ``style_length`` ... (``a`` minus ``b``) as ``keys`` asks, ``outcome`` (index into
     :data:`CELL_OUTCOMES`, oriented to ``(model_i, model_j)``) and ``n`` (votes).
     """
-    from bayesarena.arena_data import _check_no_null, _position_sql, _tags_sql
+    from bayesarena.arena_data import check_no_null, position_sql, tags_sql
     from bayesarena.errors import MissingColumnError
 
     relation = votes.relation
@@ -244,13 +244,13 @@ def vote_atoms(votes: Votes, keys: AtomKeys) -> pd.DataFrame:
     exprs: dict[str, str] = {"model_i": f"least({a}, {b})", "model_j": f"greatest({a}, {b})"}
     if keys.tags:
         need("category", "categories", per_vote=False)
-        _check_no_null(relation, "category", "a category tag (or an empty list) on every row")
-        exprs["tags"] = _tags_sql(relation)
+        check_no_null(relation, "category", "a category tag (or an empty list) on every row")
+        exprs["tags"] = tags_sql(relation)
     if keys.sign:
         exprs["sign"] = f"CASE WHEN {a_first} THEN 1 ELSE -1 END"
     if keys.shown:
         need("position", "the position column")
-        exprs["shown"] = f"CASE WHEN ({_position_sql(relation)}) = {a_first} THEN 1 ELSE -1 END"
+        exprs["shown"] = f"CASE WHEN ({position_sql(relation)}) = {a_first} THEN 1 ELSE -1 END"
     if keys.voter:
         need("voter", "voters")
         exprs["voter"] = f"CAST({ident('voter')} AS VARCHAR)"
@@ -319,8 +319,8 @@ class Draws:
     style_coef: np.ndarray | None = None  # (S, F)
     style_mean: np.ndarray | None = None  # (F,)
     style_sd: np.ndarray | None = None  # (F,)
-    voters: tuple[str, ...] = ()  # heavy voters; index len(voters) is the pooled parameter
-    reliability: np.ndarray | None = None  # (S, V + 1): r = 2 eta - 1 = tanh(u / 2)
+    voters: tuple[str, ...] = ()  # heavy voters; index len(voters): the crowd (kappa = 1)
+    discrimination: np.ndarray | None = None  # (S, V + 1): kappa_v, then 1 for the crowd
     r_eff: float = 1.0
 
     @property
@@ -359,14 +359,15 @@ class Draws:
             kwargs["style_mean"] = const["style_mean"].sel(style_feature=features).values
             kwargs["style_sd"] = const["style_sd"].sel(style_feature=features).values
         if spec.voters.enabled:
-            names = [str(v) for v in post["voter"].values]
-            if not names or names[-1] != POOLED_VOTER:
-                raise InputError("the posterior's voter list does not end with the pooled "
-                                 f"parameter {POOLED_VOTER!r}")
-            kwargs["voters"] = tuple(names[:-1])
-            z = stack("voter_z", "voter")
-            mu, scale = stack("voter_logit_mean"), stack("voter_logit_scale")
-            kwargs["reliability"] = np.tanh(0.5 * (mu[:, None] + scale[:, None] * z))
+            kappa = stack("voter_discrimination", "voter")
+            n_draws_total = len(idx) * n_chains
+            if kappa is None:  # no heavy voter: everyone votes like the crowd
+                kappa = np.zeros((n_draws_total, 0))
+                kwargs["voters"] = ()
+            else:
+                kwargs["voters"] = tuple(str(v) for v in post["voter"].values)
+            kwargs["discrimination"] = np.concatenate([kappa, np.ones((n_draws_total, 1))],
+                                                      axis=1)
         return cls(spec=spec, models=posterior.models, chains=n_chains, per_chain=len(idx),
                    theta=stack("theta", "model"), params=params,
                    r_eff=_relative_eff(thinned), **kwargs)
@@ -512,10 +513,10 @@ def atom_log_probs(draws: Draws, arrays: AtomArrays, draw_slice: slice = slice(N
     y = d
     if spec.style.enabled:
         y = y + jnp.asarray(draws.style_coef[draw_slice] @ arrays.style.T)
-    reliability = None
+    kappa = None
     if spec.voters.enabled:
-        reliability = jnp.asarray(draws.reliability[draw_slice][:, arrays.voter])
-    lp_i, lp_j = direction_log_probs(y, reliability)
+        kappa = jnp.asarray(draws.discrimination[draw_slice][:, arrays.voter])
+    lp_i, lp_j = direction_log_probs(y, kappa)
     return np.asarray(jnp.stack([lp_dec + lp_i, lp_dec + lp_j, lp_tie, lp_bb], axis=-1))
 
 
@@ -806,15 +807,14 @@ def stacking_weights(elpd: np.ndarray, weights: np.ndarray) -> np.ndarray:
     n_models = elpd.shape[1]
     if n_models == 1:
         return np.ones(1)
-    shifted = elpd - elpd.max(axis=1, keepdims=True)
-    dens = np.exp(shifted)
-    total = weights.sum()
+    dens = np.exp(elpd - elpd.max(axis=1, keepdims=True))  # a per-atom factor: same argmax
 
+    # a sum over votes, not a mean: SLSQP's default tolerance then resolves the weights
     def objective(c: np.ndarray) -> float:
-        return -float(weights @ np.log(np.maximum(dens @ c, 1e-300))) / total
+        return -float(weights @ np.log(np.maximum(dens @ c, 1e-300)))
 
     def gradient(c: np.ndarray) -> np.ndarray:
-        return -(weights / np.maximum(dens @ c, 1e-300)) @ dens / total
+        return -(weights / np.maximum(dens @ c, 1e-300)) @ dens
 
     start = np.full(n_models, 1.0 / n_models)
     with warnings.catch_warnings():

@@ -146,33 +146,34 @@ class Posterior:
         return draws - draws.mean(axis=1, keepdims=True)
 
     def voter_reliability(self, *, prob: float = 0.95) -> pd.DataFrame:
-        """Per voter parameter (heavy voters, then the pooled group): votes, posterior mean
-        and ``prob`` interval of ``eta_v`` (probability of voting one's true preference),
-        ``p_below_half = P(eta_v < 1/2)`` and a flag: ``adversarial`` when
-        ``P(eta_v < 1/2) >= 0.95``, ``random`` when ``P(eta_v < 0.7) >= 0.95`` (votes close to a
-        coin flip), else ``""``. Sorted by posterior mean reliability, least reliable first."""
+        """Per heavy voter: votes, posterior mean and ``prob`` interval of the discrimination
+        ``kappa_v`` (1: votes like the crowd of light voters; 0: a coin flip; negative: against
+        the stronger model), ``p_negative = P(kappa_v < 0)`` and a flag: ``adversarial`` when
+        ``P(kappa_v < 0) >= 0.95``, ``random`` when ``P(kappa_v < 0.5) >= 0.95`` (the votes
+        carry less than half the crowd's signal), else ``""``. Least discerning first."""
         post = self.tree["posterior"]
-        if "voter_z" not in post.data_vars:
+        if "voter_discrimination_scale" not in post.data_vars:
             raise InputError(f"spec {self.spec.name!r} has no voters component")
-        z = post["voter_z"].transpose("chain", "draw", "voter").values
-        z = z.reshape(-1, z.shape[-1])
-        mu = post["voter_logit_mean"].values.reshape(-1, 1)
-        scale = post["voter_logit_scale"].values.reshape(-1, 1)
-        eta = 1.0 / (1.0 + np.exp(-(mu + scale * z)))
+        if "voter_discrimination" not in post.data_vars:  # every voter is light: none to rate
+            return pd.DataFrame(columns=["voter", "votes", "kappa", "kappa_lower",
+                                         "kappa_upper", "p_negative", "flag"])
+        kappa = post["voter_discrimination"].transpose("chain", "draw", "voter").values
+        kappa = kappa.reshape(-1, kappa.shape[-1])
         tail = (1.0 - prob) / 2
-        p_half = (eta < 0.5).mean(axis=0)
-        p_random = (eta < 0.7).mean(axis=0)
-        flag = np.where(p_half >= 0.95, "adversarial", np.where(p_random >= 0.95, "random", ""))
+        p_negative = (kappa < 0).mean(axis=0)
+        p_weak = (kappa < 0.5).mean(axis=0)
+        flag = np.where(p_negative >= 0.95, "adversarial",
+                        np.where(p_weak >= 0.95, "random", ""))
         table = pd.DataFrame({
             "voter": [str(v) for v in post["voter"].values],
             "votes": self.tree["constant_data"]["voter_votes"].values,
-            "eta": eta.mean(axis=0),
-            "eta_lower": np.quantile(eta, tail, axis=0),
-            "eta_upper": np.quantile(eta, 1 - tail, axis=0),
-            "p_below_half": p_half,
+            "kappa": kappa.mean(axis=0),
+            "kappa_lower": np.quantile(kappa, tail, axis=0),
+            "kappa_upper": np.quantile(kappa, 1 - tail, axis=0),
+            "p_negative": p_negative,
             "flag": flag,
         })
-        return table.sort_values("eta", kind="stable").reset_index(drop=True)
+        return table.sort_values("kappa", kind="stable").reset_index(drop=True)
 
     def style_coefficients(self, *, prob: float = 0.95) -> pd.DataFrame:
         """Posterior mean, sd and ``prob`` interval of each style coefficient (logit change
@@ -305,12 +306,11 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "category_deviation": ("model", "category"),
     "category_scale": ("category",),
     "style_coef": ("style_feature",),
-    "voter_z": ("voter",),
+    "voter_discrimination": ("voter",),
 }
 #: Sites that only re-parametrise a stored one (``category_deviation`` holds them): not kept.
-INTERNAL_SITES = ("category_raw", "category_z", "theta_category_mean")
-#: Coordinate of the voter parameter shared by light voters and votes without a voter id.
-POOLED_VOTER = "(pooled)"
+INTERNAL_SITES = ("category_raw_centred", "category_raw_z", "theta_category_mean",
+                  "voter_discrimination_centred", "voter_discrimination_z")
 
 
 def build_tree(
@@ -343,13 +343,15 @@ def build_tree(
     arena_const: dict[str, tuple] = {}
     if arena is not None:
         arena_coords = {"category": list(arena.tags),
-                        "voter": [*arena.voters, POOLED_VOTER],
+                        "voter": list(arena.voters),
                         "style_feature": list(arena.style_features)}
         arena_const = {
             "position": ("cell", arena.position.astype(np.int8)),
-            "voter_votes": ("voter", arena.voter_votes),
+            "voter_votes": ("voter", arena.voter_votes[:-1]),
             "model_category_votes": (("model", "category"), arena.model_tag_votes()),
         }
+        if spec.voters.enabled:
+            attrs = {**(attrs or {}), "pooled_voter_votes": int(arena.voter_votes[-1])}
         if arena.style_features:
             arena_const["style_mean"] = ("style_feature", arena.style_mean)
             arena_const["style_sd"] = ("style_feature", arena.style_sd)

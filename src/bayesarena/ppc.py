@@ -145,8 +145,7 @@ def _units_from_votes(posterior: Posterior, votes: Votes, draws: Draws) -> _Unit
     spec = posterior.spec
     has_category = "category" in votes.optional_columns
     has_position = "position" in votes.optional_columns
-    keys = AtomKeys.for_specs([spec], first_shown=votes.kind == "votes",
-                              has_position_column=has_position and votes.kind == "votes")
+    keys = AtomKeys.for_specs([spec], first_shown=True, has_position_column=has_position)
     if has_category and not keys.tags:
         keys = AtomKeys(tags=True, sign=keys.sign, shown=keys.shown, voter=keys.voter,
                         style=keys.style)
@@ -526,14 +525,15 @@ def plot_ppc(result: PPCResult, path: str | Path | None = None, *, categories: i
         ys = np.arange(len(ov))[::-1]
         for y, (_, r) in zip(ys, ov.iterrows(), strict=True):
             if np.isfinite(r["mean"]):
-                ax.errorbar(r["mean"], y, xerr=[[r["mean"] - r["lower"]], [r["upper"] - r["mean"]]],
-                            fmt="o", color=blue, ms=5, capsize=3, lw=1.5,
+                err = [[r["mean"] - r["lower"]], [r["upper"] - r["mean"]]]
+                ax.errorbar(r["mean"], y + 0.12, xerr=err, fmt="o", color=blue, ms=5, capsize=3,
+                            lw=1.5,
                             label=f"predictive mean, {level}" if y == ys[0] else None)
-            ax.plot(r["observed"], y, marker="D", ls="none", ms=6,
+            ax.plot(r["observed"], y - 0.12, marker="D", ls="none", ms=6,
                     color=red if r["flag"] else orange,
                     label="observed" if y == ys[0] else None)
             if not np.isfinite(r["mean"]):
-                ax.annotate("not modelled", (r["observed"], y), xytext=(4, 6),
+                ax.annotate("not modelled", (r["observed"], y - 0.12), xytext=(4, 6),
                             textcoords="offset points", fontsize=7)
         ax.set_yticks(ys, [labels.get(s, s) for s in ov["statistic"]])
         ax.set_ylim(-0.8, max(len(ov) - 0.2, 0.8))
@@ -587,6 +587,8 @@ def plot_ppc(result: PPCResult, path: str | Path | None = None, *, categories: i
         else:
             ax.text(0.5, 0.5, "no category tags", ha="center", va="center",
                     transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
             ax.set_title("(c) model win rate per category")
         ax.set_xlabel("observed share of decisive votes won")
         ax.set_ylabel(f"predicted (mean, {level})")

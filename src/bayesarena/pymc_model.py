@@ -20,11 +20,22 @@ Parameters (names, dims and priors as in the NumPyro models; priors from ``spec.
     bothbad_intercept ~ ..., bothbad_slope ~ ...       both-bad share
     category_scale ~ prior_category_scale, dims (category,)
     category_deviation[:, c] ~ ZeroSumNormal(category_scale[c]), dims (model, category)
-        (sampled as ZeroSumNormal over the model axis per category, centred, or non-centred
-        as category_scale[c] * ZeroSumNormal(1), per category)
+        (sampled per category as a ZeroSumNormal over the model axis: centred,
+        ``category_raw``, or non-centred, ``category_scale[c] * category_z``)
     position ~ prior_position;   style_coef ~ prior_style_coef, dims (style_feature,)
-    voter_logit_mean ~ ..., voter_logit_scale ~ ..., voter_z ~ N(0, 1), dims (voter,)
-        u_v = voter_logit_mean + voter_logit_scale voter_z_v,  eta_v = sigmoid(u_v)
+    voter_discrimination_scale ~ prior_voter_discrimination_scale  (s_kappa)
+    voter_discrimination_v = kappa_v ~ N(1, s_kappa^2), dims (voter,): the heavy voters (at
+        least ``[voters] min_votes`` votes); light voters and votes without a voter id have
+        the crowd's reference kappa = 1. Sampled centred (``voter_discrimination_centred``)
+        for voters with many decisive votes, else non-centred (``kappa = 1 + s_kappa
+        voter_discrimination_z``).
+
+With categories, when at least half of the votes carry a tag, ``theta`` is sampled through
+its average over categories ``psi = theta + mean_c category_deviation[:, c]``
+(``theta_category_mean ~ ZeroSumNormal(sigma)`` plus a ``Potential`` that swaps its prior
+density for ``ZeroSumNormal(sigma)`` at ``theta``): a linear map with unit Jacobian, so the
+posterior is unchanged; it only removes the ridge along which ``theta`` and the deviations
+trade off when every vote is tagged.
 
 Likelihood of one vote on the pair (i, j), gap ``d = theta_i - theta_j`` and mean strength
 ``m = (theta_i + theta_j) / 2`` (outcomes win_i, win_j, tie, tie_bothbad)::
@@ -53,13 +64,13 @@ Hierarchical (arena) specs: model ``m`` on a vote with tag set ``T`` has strengt
     d = s_i - s_j + position p,   m = (s_i + s_j) / 2,   y = d + style_coef . x
     P(decisive) = (e^{d/2} + e^{-d/2}) / (e^{d/2} + e^{-d/2} + nu)      (ties = davidson)
     P(tie incl. both bad) = nu / (e^{d/2} + e^{-d/2} + nu), split by the both-bad share
-    P(i wins | decisive) = eta_v sigmoid(y) + (1 - eta_v) sigmoid(-y),  eta_v = sigmoid(u_v)
+    P(i wins | decisive) = sigmoid(kappa_v y)
     P(win_i) = P(decisive) P(i wins | decisive),  P(win_j) = P(decisive) (1 - P(i | decisive))
 
-(with ``ties = "drop"``, ``P(decisive) = 1``; without voters ``eta = 1``; without style
-``x = 0``). Log-probabilities are weighted by the vote counts of the cells (and direction
-rows) and enter the model as one :func:`pymc.Potential` named ``votes``, like NumPyro's
-``numpyro.factor("votes", ...)``.
+(with ``ties = "drop"``, ``P(decisive) = 1``; without voters, and for light voters,
+``kappa = 1``; without style ``x = 0``). Log-probabilities are weighted by the vote counts of
+the cells (and direction rows) and enter the model as one :func:`pymc.Potential` named
+``votes``, like NumPyro's ``numpyro.factor("votes", ...)``.
 """
 
 from __future__ import annotations
@@ -73,9 +84,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesarena.arena_data import ArenaCells
-from bayesarena.arena_model import centred_mask
 from bayesarena.fit import arena_for_spec, as_cells, as_votes, cells_for_spec
-from bayesarena.posterior import POOLED_VOTER
 from bayesarena.spec import ModelSpec, Prior, load_spec
 from bayesarena.votes import Cells, Votes
 
@@ -199,17 +208,43 @@ def _outcome_params(spec: ModelSpec) -> dict[str, pt.TensorVariable]:
     return params
 
 
+#: A category is sampled centred when its median model has at least this many votes per unit
+#: of prior precision: ``n_mc * 0.2 * tau^2 >= 1`` (0.2 about the Fisher information of one
+#: vote about a gap near 0, ``tau`` the prior median of ``category_scale``).
+INFORMATION_PER_VOTE = 0.2
+#: A voter's discrimination is sampled centred from this many decisive votes on (the likelihood
+#: then pins it more tightly than the N(0, 1) prior of its non-centred coordinate).
+VOTER_CENTRED_MIN_VOTES = 400
+
+
+def _prior_median(prior: Prior) -> float:
+    p = prior.params
+    match prior.family:
+        case "half_normal":
+            return 0.6744897501960817 * p["scale"]
+        case "half_cauchy":
+            return p["scale"]
+        case "exponential":
+            return float(np.log(2.0)) / p["rate"]
+    return abs(p.get("loc", 0.0)) + p.get("scale", 1.0)
+
+
 def _category_deviations(arena: ArenaCells, spec: ModelSpec, model: pm.Model
                          ) -> pt.TensorVariable:
     """``tau`` and the deviations, returned with shape ``(C, M)`` (``category_deviation`` is
     stored as ``(model, category)``). A category is sampled centred (``category_raw``) or
-    non-centred (``category_z``) as a whole: the zero-sum constraint couples its models.
-    Under ``auto`` a category is centred when most of its models pass the NumPyro model's
-    per-element rule at the prior median of ``tau`` (:func:`~bayesarena.arena_model.
-    centred_mask`); that choice changes the geometry only, never the posterior."""
+    non-centred (``category_z``) as a whole, since the zero-sum constraint couples its models:
+    ``[categories] parametrization`` decides, under ``auto`` by :data:`INFORMATION_PER_VOTE`.
+    The choice changes the geometry only, never the posterior."""
     n_tags, n_models = len(arena.tags), arena.cells.n_models
     tau = prior_rv("category_scale", spec.priors["category_scale"], dims="category")
-    centred = centred_mask(arena, spec).mean(axis=1) > 0.5
+    mode = spec.categories.parametrization
+    if mode == "auto":
+        tau_med = _prior_median(spec.priors["category_scale"])
+        votes = np.median(arena.model_tag_votes(), axis=0)  # (C,)
+        centred = votes * INFORMATION_PER_VOTE * tau_med**2 >= 1.0
+    else:
+        centred = np.full(n_tags, mode == "centered")
     c_idx, n_idx = np.nonzero(centred)[0], np.nonzero(~centred)[0]
     out = pt.zeros((n_tags, n_models))
     if len(c_idx):
@@ -226,21 +261,63 @@ def _category_deviations(arena: ArenaCells, spec: ModelSpec, model: pm.Model
     return out
 
 
+def _theta_via_category_mean(delta: pt.TensorVariable, spec: ModelSpec) -> pt.TensorVariable:
+    """``theta`` sampled through ``psi = theta + mean_c delta[:, c]`` (see the module
+    docstring); ``delta`` has shape ``(C, M)``."""
+    sigma = prior_rv("sigma", spec.priors["sigma"])
+    psi = pm.ZeroSumNormal("theta_category_mean", sigma=sigma, n_zerosum_axes=1, dims="model")
+    theta = pm.Deterministic("theta", psi - delta.mean(axis=0), dims="model")
+    n_models = len(pm.modelcontext(None).coords["model"])
+    prior = pm.ZeroSumNormal.dist(sigma=sigma, shape=(n_models,))
+    pm.Potential("theta_prior", pm.logp(prior, theta) - pm.logp(prior, psi))
+    return theta
+
+
+def _voter_discrimination(arena: ArenaCells, spec: ModelSpec, model: pm.Model
+                          ) -> pt.TensorVariable:
+    """``kappa`` for every voter parameter index of the direction rows: the heavy voters'
+    ``voter_discrimination ~ N(1, s_kappa^2)`` (dims voter; centred from
+    :data:`VOTER_CENTRED_MIN_VOTES` decisive votes on, else non-centred), then 1 for the
+    pooled light voters (the last index)."""
+    scale = prior_rv("voter_discrimination_scale", spec.priors["voter_discrimination_scale"])
+    n_heavy = len(arena.voters)
+    if n_heavy == 0:
+        return pt.ones(1)
+    decisive = np.zeros(n_heavy + 1)
+    np.add.at(decisive, arena.row_voter, arena.row_counts.sum(axis=1))
+    centred = decisive[:n_heavy] >= VOTER_CENTRED_MIN_VOTES
+    c_idx, n_idx = np.nonzero(centred)[0], np.nonzero(~centred)[0]
+    kappa = pt.zeros(n_heavy)
+    if len(c_idx):
+        model.add_coord("voter_centred", [arena.voters[v] for v in c_idx])
+        kappa = pt.set_subtensor(kappa[c_idx], pm.Normal(
+            "voter_discrimination_centred", 1.0, scale, dims="voter_centred"))
+    if len(n_idx):
+        model.add_coord("voter_noncentred", [arena.voters[v] for v in n_idx])
+        z = pm.Normal("voter_discrimination_z", 0.0, 1.0, dims="voter_noncentred")
+        kappa = pt.set_subtensor(kappa[n_idx], 1.0 + scale * z)
+    kappa = pm.Deterministic("voter_discrimination", kappa, dims="voter")
+    return pt.concatenate([kappa, pt.ones(1)])
+
+
 # --- models --------------------------------------------------------------------------------
 
 
-def build_pymc_model(data: Data, spec: str | Path | ModelSpec) -> pm.Model:
+def build_pymc_model(data: Data, spec: str | Path | ModelSpec, *,
+                     theta_from_category_mean: bool | None = None) -> pm.Model:
     """The PyMC model of ``spec`` on ``data`` (see the module docstring for the formulas).
 
     ``data`` is what :func:`bayesarena.fit` accepts: :class:`~bayesarena.votes.Cells` (or votes)
     for non-hierarchical specs, votes (a DataFrame, a path, :class:`~bayesarena.votes.Votes`)
     or prepared :class:`~bayesarena.arena_data.ArenaCells` for hierarchical ones. The outcomes
     the spec does not model are removed exactly as :func:`bayesarena.fit` removes them.
+    ``theta_from_category_mean`` (categories only): sample ``theta`` through its category
+    average (default: when at least half of the votes carry a tag); same posterior.
     """
     spec = load_spec(spec)
     if spec.hierarchical:
         arena = data if isinstance(data, ArenaCells) else arena_for_spec(as_votes(data), spec)[0]
-        return _arena_pymc_model(arena, spec)
+        return _arena_pymc_model(arena, spec, theta_from_category_mean)
     cells, _ = cells_for_spec(as_cells(data), spec)
     return _pairwise_pymc_model(cells, spec)
 
@@ -259,27 +336,34 @@ def _pairwise_pymc_model(cells: Cells, spec: ModelSpec) -> pm.Model:
     return model
 
 
-def _arena_pymc_model(arena: ArenaCells, spec: ModelSpec) -> pm.Model:
+def _arena_pymc_model(arena: ArenaCells, spec: ModelSpec,
+                      theta_from_category_mean: bool | None = None) -> pm.Model:
     cells = arena.cells
     coords = {"model": list(cells.models)}
     if spec.categories.enabled:
         coords["category"] = list(arena.tags)
     if spec.voters.enabled:
-        coords["voter"] = [*arena.voters, POOLED_VOTER]
+        coords["voter"] = list(arena.voters)  # heavy voters; the light ones share kappa = 1
     if spec.style.enabled:
         coords["style_feature"] = list(arena.style_features)
+    if theta_from_category_mean is None:  # most votes tagged
+        n = cells.counts.sum(axis=1)
+        tagged = arena.tagsets[cells.category].any(axis=1) if arena.tags else n < 0
+        theta_from_category_mean = bool(n[tagged].sum() >= 0.5 * n.sum())
     with pm.Model(coords=coords) as model:
-        theta = _strengths(spec)
-        params = _outcome_params(spec)
         cat = cells.category
         if spec.categories.enabled and arena.tags:
             delta = _category_deviations(arena, spec, model)  # (C, M)
+            theta = (_theta_via_category_mean(delta, spec) if theta_from_category_mean
+                     else _strengths(spec))
             # strength of every model under every tag set: (G, M)
             strength = theta[None, :] + pt.dot(arena.tagsets.astype(np.float64), delta)
             s_i = strength[cat, cells.model_i]
             s_j = strength[cat, cells.model_j]
         else:
+            theta = _strengths(spec)
             s_i, s_j = theta[cells.model_i], theta[cells.model_j]
+        params = _outcome_params(spec)
         d = s_i - s_j
         if spec.position.enabled:
             gamma = prior_rv("position", spec.priors["position"])
@@ -300,17 +384,9 @@ def _arena_pymc_model(arena: ArenaCells, spec: ModelSpec) -> pm.Model:
         if spec.style.enabled:
             beta = prior_rv("style_coef", spec.priors["style_coef"], dims="style_feature")
             y = y + pt.dot(arena.row_style.astype(np.float64), beta)
-        if spec.voters.enabled:
-            mu = prior_rv("voter_logit_mean", spec.priors["voter_logit_mean"])
-            scale = prior_rv("voter_logit_scale", spec.priors["voter_logit_scale"])
-            z = pm.Normal("voter_z", 0.0, 1.0, dims="voter")
-            u = (mu + scale * z)[arena.row_voter]
-            log_eta, log_1m_eta = log_sigmoid(u), log_sigmoid(-u)
-            # eta sigmoid(y) + (1 - eta) sigmoid(-y), and its complement
-            dir_i = pt.logaddexp(log_eta + log_sigmoid(y), log_1m_eta + log_sigmoid(-y))
-            dir_j = pt.logaddexp(log_eta + log_sigmoid(-y), log_1m_eta + log_sigmoid(y))
-        else:
-            dir_i, dir_j = log_sigmoid(y), log_sigmoid(-y)
+        if spec.voters.enabled:  # a voter-specific slope of the decisive-vote logit
+            y = _voter_discrimination(arena, spec, model)[arena.row_voter] * y
+        dir_i, dir_j = log_sigmoid(y), log_sigmoid(-y)
         r = arena.row_counts.astype(np.float64)
         pm.Potential("votes", log_lik + pt.sum(r[:, 0] * dir_i + r[:, 1] * dir_j))
     return model

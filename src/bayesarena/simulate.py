@@ -166,9 +166,11 @@ DEFAULT_CATEGORY_NAMES = (
 #: on this model's scale; LMArena counts ties as half wins, a slightly different likelihood.
 DEFAULT_STYLE_COEF = (0.249, 0.024, 0.031, 0.019)
 
-#: Reliabilities of the planted voter kinds: random (votes a coin flip) and adversarial.
-RANDOM_ETA = 0.5
-ADVERSARIAL_ETA = 0.2
+#: Discriminations of the planted voter kinds: random (``kappa = 0``, every decisive vote a coin
+#: flip) and adversarial (``kappa = -1``, prefers the weaker answer as firmly as the crowd
+#: prefers the stronger).
+RANDOM_KAPPA = 0.0
+ADVERSARIAL_KAPPA = -1.0
 #: ``HierarchicalTruth.voter_kind`` codes.
 VOTER_KINDS = ("drawn", "random", "adversarial")
 
@@ -471,11 +473,14 @@ class HierarchicalTruth(NamedTuple):
 
     Strength of model ``m`` on a vote with tag set ``T``: ``s_m(T) = theta[m] + sum_{c in T}
     delta[m, c]``. ``position`` is ``gamma``; ``style_coef`` is ``beta`` for (length, header,
-    list, bold); ``voter_eta[v] = sigmoid(u_v)`` the probability that voter ``v`` votes their
-    true preference (``voter_kind``: 0 drawn from ``N(mu_u, s_u)`` on the logit scale,
-    1 random, 2 adversarial); ``pooled_eta`` is the reliability of votes with no voter.
-    ``sigma``, ``category_scale``, ``voter_logit_mean`` and ``voter_logit_scale`` are the
-    hyperparameters (logit scale) the truth was drawn with.
+    list, bold); ``voter_kappa[v]`` is voter ``v``'s discrimination relative to the crowd: a
+    decisive vote by ``v`` goes to ``a`` with probability ``sigmoid(kappa_v (d + beta . x))``
+    (``kappa = 1``: votes like the crowd; near 0: random; negative: adversarial).
+    ``voter_kind`` says how each ``kappa_v`` was set: 0 drawn from ``N(1, s_kappa^2)``,
+    1 random (:data:`RANDOM_KAPPA`), 2 adversarial (:data:`ADVERSARIAL_KAPPA`). Votes with no
+    voter have ``kappa = 1`` (the crowd is the reference). ``sigma``, ``category_scale`` and
+    ``voter_discrimination_scale`` (``s_kappa``) are the hyperparameters the truth was drawn
+    with.
     """
 
     models: tuple[str, ...]
@@ -487,13 +492,11 @@ class HierarchicalTruth(NamedTuple):
     bothbad_slope: float
     position: float = 0.0
     style_coef: np.ndarray = _frozen(np.zeros(len(STYLE_FEATURES)))
-    voter_eta: np.ndarray = _frozen(np.ones(0))
-    pooled_eta: float = 1.0
+    voter_kappa: np.ndarray = _frozen(np.ones(0))
     voter_kind: np.ndarray = _frozen(np.zeros(0, dtype=np.int8))
     sigma: float = float("nan")
     category_scale: np.ndarray = _frozen(np.zeros(0))
-    voter_logit_mean: float = float("nan")
-    voter_logit_scale: float = float("nan")
+    voter_discrimination_scale: float = float("nan")
 
     @property
     def outcome_params(self) -> OutcomeParams:
@@ -518,18 +521,18 @@ class HierarchicalTruth(NamedTuple):
             s = s + np.einsum("vc,vc->v", tags, self.delta[model])
         return s
 
-    def vote_eta(self, design: ArenaDesign, *, min_votes: int | None = None) -> np.ndarray:
-        """Reliability of each vote: the voter's own ``eta``, ``pooled_eta`` for votes with no
-        voter and, when ``min_votes`` is given, for voters with fewer votes than that (the
-        fitted model's pooling of light voters)."""
-        eta = np.full(design.n_votes, float(self.pooled_eta))
+    def vote_kappa(self, design: ArenaDesign, *, min_votes: int | None = None) -> np.ndarray:
+        """Discrimination of each vote: the voter's own ``kappa``, 1 for votes with no voter
+        and, when ``min_votes`` is given, 1 for voters with fewer votes than that (the fitted
+        model's light voters, who vote like the crowd)."""
+        kappa = np.ones(design.n_votes)
         named = design.voter >= 0
         if named.any():
-            own = np.asarray(self.voter_eta, dtype=float)
+            own = np.asarray(self.voter_kappa, dtype=float)
             if min_votes is not None:
-                own = np.where(design.voter_counts() >= min_votes, own, self.pooled_eta)
-            eta[named] = own[design.voter[named]]
-        return eta
+                own = np.where(design.voter_counts() >= min_votes, own, 1.0)
+            kappa[named] = own[design.voter[named]]
+        return kappa
 
 
 def _vote_gaps(truth: HierarchicalTruth, design: ArenaDesign) -> tuple[np.ndarray, np.ndarray]:
@@ -546,11 +549,11 @@ def _mean_tie_prob(d: jax.Array, log_nu: jax.Array) -> jax.Array:
 
 @jax.jit
 def _vote_log_probs(
-    d: jax.Array, m: jax.Array, y: jax.Array, reliability: jax.Array, params: OutcomeParams
+    d: jax.Array, m: jax.Array, y: jax.Array, kappa: jax.Array, params: OutcomeParams
 ) -> jax.Array:
     """``log P(win_a, win_b, tie, tie_bothbad)`` per vote from the arena likelihood factors."""
     lp_dec, lp_tie = decisive_log_probs(d, params.log_nu)
-    lp_a, lp_b = direction_log_probs(y, reliability=reliability)
+    lp_a, lp_b = direction_log_probs(y, kappa)
     lp_t, lp_bb = bothbad_split(lp_tie, m, params)
     return jnp.stack([lp_dec + lp_a, lp_dec + lp_b, lp_t, lp_bb], axis=1)
 
@@ -571,20 +574,21 @@ def _solve_ties(
     return float(log_nu), float(intercept)
 
 
-def _draw_voter_eta(
-    n_voters: int, mu_u: float, s_u: float, random_share: float, adversarial_share: float,
+def _draw_voter_kappa(
+    n_voters: int, sd: float, random_share: float, adversarial_share: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    eta = expit(rng.normal(mu_u, s_u, size=n_voters))
+    """``kappa_v ~ N(1, sd^2)``, then the random and adversarial shares planted at random."""
+    kappa = rng.normal(1.0, sd, size=n_voters)
     kind = np.zeros(n_voters, dtype=np.int8)
     n_random = round(random_share * n_voters)
     n_adv = round(adversarial_share * n_voters)
     if n_random + n_adv > n_voters:
         raise ValueError("random_voter_share + adversarial_voter_share must be <= 1")
     planted = rng.permutation(n_voters)[: n_random + n_adv]
-    kind[planted[:n_random]], eta[planted[:n_random]] = 1, RANDOM_ETA
-    kind[planted[n_random:]], eta[planted[n_random:]] = 2, ADVERSARIAL_ETA
-    return eta, kind
+    kind[planted[:n_random]], kappa[planted[:n_random]] = 1, RANDOM_KAPPA
+    kind[planted[n_random:]], kappa[planted[n_random:]] = 2, ADVERSARIAL_KAPPA
+    return kappa, kind
 
 
 def _centred_normal(scale: np.ndarray | float, shape: tuple[int, ...],
@@ -605,11 +609,9 @@ def draw_truth(
     bothbad_slope: float = -1.0,
     position: float = 0.05,
     style_coef: Sequence[float] = DEFAULT_STYLE_COEF,
-    voter_logit_mean: float = 2.5,
-    voter_logit_scale: float = 1.0,
+    voter_discrimination_sd: float = 0.3,
     random_voter_share: float = 0.0,
     adversarial_voter_share: float = 0.0,
-    pooled_eta: float | None = None,
 ) -> HierarchicalTruth:
     """A realistic truth for ``design`` (ratings and category spreads in Elo points).
 
@@ -622,11 +624,10 @@ def draw_truth(
       d)`` equals ``tie_rate``, with ``d = s_a(T) - s_b(T) + gamma`` (the realised tie rate then
       matches in expectation, whatever the voters and styles), and the both-bad intercept so
       that the ``P(tie)``-weighted mean of ``sigmoid(a + b m)`` equals ``bothbad_share``;
-    * ``eta_v = sigmoid(u_v)``, ``u_v ~ N(voter_logit_mean, voter_logit_scale^2)``, then a
-      random ``random_voter_share`` of voters set to ``eta = 0.5`` (random) and
-      ``adversarial_voter_share`` to ``eta = 0.2`` (adversarial);
-    * ``pooled_eta`` (votes with no voter): ``sigmoid(u_pool)``, ``u_pool`` drawn like a voter's,
-      unless given.
+    * every voter's discrimination ``kappa_v ~ N(1, voter_discrimination_sd^2)`` (light voters
+      included), then a random ``random_voter_share`` of voters set to ``kappa = 0``
+      (:data:`RANDOM_KAPPA`) and ``adversarial_voter_share`` to ``kappa = -1``
+      (:data:`ADVERSARIAL_KAPPA`); votes with no voter have ``kappa = 1``.
     """
     if not 0 < tie_rate < 1 or not 0 < bothbad_share < 1:
         raise ValueError("tie_rate and bothbad_share must be in (0, 1)")
@@ -639,14 +640,12 @@ def draw_truth(
     theta = _centred_normal(sigma, (n_models,), rng)
     tau = np.broadcast_to(np.asarray(category_sd, dtype=float) / ELO_PER_LOGIT, (n_cat,)).copy()
     delta = _centred_normal(tau, (n_models, n_cat), rng)
-    eta, kind = _draw_voter_eta(design.n_voters, voter_logit_mean, voter_logit_scale,
-                                random_voter_share, adversarial_voter_share, rng)
-    u_pool = rng.normal(voter_logit_mean, voter_logit_scale)
+    kappa, kind = _draw_voter_kappa(design.n_voters, voter_discrimination_sd,
+                                    random_voter_share, adversarial_voter_share, rng)
     truth = HierarchicalTruth(
         design.models, design.categories, theta, delta, 0.0, 0.0, float(bothbad_slope),
-        float(position), style_coef, eta,
-        float(expit(u_pool)) if pooled_eta is None else float(pooled_eta), kind,
-        float(sigma), tau, float(voter_logit_mean), float(voter_logit_scale),
+        float(position), style_coef, kappa, kind, float(sigma), tau,
+        float(voter_discrimination_sd),
     )
     d, m = _vote_gaps(truth, design)
     log_nu, intercept = _solve_ties(d, m, tie_rate, bothbad_share, bothbad_slope)
@@ -660,12 +659,12 @@ def draw_prior_truth(
 
     ``sigma ~ HalfNormal(1)``, ``theta ~ ZeroSumNormal(sigma)``; ``tau_c ~ HalfNormal(0.5)``,
     ``delta[:, c] ~ ZeroSumNormal(tau_c)``; ``gamma ~ N(0, 0.5)``; ``log_nu ~ N(-0.5, 1)``;
-    both-bad ``a ~ N(0, 1.5)``, ``b ~ N(0, 1)``; ``beta_f ~ N(0, 0.5)``; ``mu_u ~ N(2.5, 1)``,
-    ``s_u ~ HalfNormal(1)``, ``u_v = mu_u + s_u z_v`` for voters with at least ``min_votes``
-    votes in ``design``, and one ``u_pool`` shared by lighter voters and votes with no voter
-    (their ``voter_eta`` entries are set to ``sigmoid(u_pool)``, so :meth:`vote_eta` without
-    ``min_votes`` already pools). These are the defaults of ``models/arena.toml``; a spec with
-    other priors must draw its own truth (construct :class:`HierarchicalTruth` directly).
+    both-bad ``a ~ N(0, 1.5)``, ``b ~ N(0, 1)``; ``beta_f ~ N(0, 0.5)``; ``s_kappa ~
+    HalfNormal(0.5)`` (``voter_discrimination_scale``), ``kappa_v = 1 + s_kappa z_v`` for voters
+    with at least ``min_votes`` votes in ``design`` and exactly 1 for lighter voters (as for
+    votes with no voter), so :meth:`~HierarchicalTruth.vote_kappa` without ``min_votes``
+    already pools. These are the defaults of ``models/arena.toml``; a spec with other priors
+    must draw its own truth (construct :class:`HierarchicalTruth` directly).
     """
     rng = np.random.default_rng(rng)
     n_models, n_cat = len(design.models), len(design.categories)
@@ -677,27 +676,27 @@ def draw_prior_truth(
     log_nu = rng.normal(-0.5, 1.0)
     intercept, slope = rng.normal(0.0, 1.5), rng.normal(0.0, 1.0)
     beta = rng.normal(0.0, 0.5, size=len(STYLE_FEATURES))
-    mu_u, s_u = rng.normal(2.5, 1.0), abs(rng.normal(0.0, 1.0))
-    u = mu_u + s_u * rng.standard_normal(design.n_voters)
-    u_pool = mu_u + s_u * rng.standard_normal()
+    s_kappa = abs(rng.normal(0.0, 0.5))
+    z = rng.standard_normal(design.n_voters)
     heavy = design.voter_counts() >= min_votes
-    eta = np.where(heavy, expit(u), expit(u_pool))
+    kappa = np.where(heavy, 1.0 + s_kappa * z, 1.0)
     return HierarchicalTruth(
         design.models, design.categories, theta, delta, float(log_nu), float(intercept),
-        float(slope), float(position), beta, eta, float(expit(u_pool)),
-        np.zeros(design.n_voters, dtype=np.int8), float(sigma), tau, float(mu_u), float(s_u),
+        float(slope), float(position), beta, kappa, np.zeros(design.n_voters, dtype=np.int8),
+        float(sigma), tau, float(s_kappa),
     )
 
 
 def vote_probs(
-    truth: HierarchicalTruth, design: ArenaDesign, *, eta: np.ndarray | None = None
+    truth: HierarchicalTruth, design: ArenaDesign, *, kappa: np.ndarray | None = None
 ) -> np.ndarray:
     """Probabilities of ``(win_a, win_b, tie, tie_bothbad)`` per vote, shape ``(n, 4)``.
 
     With ``d = s_a(T) - s_b(T) + gamma`` (model a shown first), ``m = (s_a(T) + s_b(T)) / 2``,
-    ``e = beta . x`` and reliability ``eta`` (default :meth:`HierarchicalTruth.vote_eta`):
-    ``P(decisive) = 2 cosh(d/2) / (2 cosh(d/2) + nu)``; ``P(a | decisive) = eta sigmoid(d + e)
-    + (1 - eta) sigmoid(-(d + e))``; ``P(tie) = (1 - P(decisive)) (1 - sigmoid(a + b m))``;
+    ``e = beta . x`` and discrimination ``kappa`` (default
+    :meth:`HierarchicalTruth.vote_kappa`): ``P(decisive) = 2 cosh(d/2) / (2 cosh(d/2) + nu)``;
+    ``P(a | decisive) = sigmoid(kappa (d + e))``;
+    ``P(tie) = (1 - P(decisive)) (1 - sigmoid(a + b m))``;
     ``P(tie_bothbad) = (1 - P(decisive)) sigmoid(a + b m)``. Computed with
     :func:`~bayesarena.likelihood.decisive_log_probs`, :func:`~bayesarena.likelihood.
     direction_log_probs` and :func:`~bayesarena.likelihood.bothbad_split`, the fitted model's
@@ -705,11 +704,10 @@ def vote_probs(
     """
     d, m = _vote_gaps(truth, design)
     e = design.x @ np.asarray(truth.style_coef, dtype=float) if design.x.shape[1] else 0.0
-    if eta is None:
-        eta = truth.vote_eta(design)
-    eta = np.broadcast_to(np.asarray(eta, dtype=float), d.shape)
-    return np.exp(np.asarray(_vote_log_probs(d, m, d + e, 2.0 * eta - 1.0,
-                                             truth.outcome_params)))
+    if kappa is None:
+        kappa = truth.vote_kappa(design)
+    kappa = np.broadcast_to(np.asarray(kappa, dtype=float), d.shape)
+    return np.exp(np.asarray(_vote_log_probs(d, m, d + e, kappa, truth.outcome_params)))
 
 
 def simulate_outcomes(
@@ -717,16 +715,17 @@ def simulate_outcomes(
     design: ArenaDesign,
     rng: np.random.Generator | int,
     *,
-    eta: np.ndarray | None = None,
+    kappa: np.ndarray | None = None,
 ) -> np.ndarray:
     """Outcome codes (int8) per vote: 0 win_a, 1 win_b, 2 tie, 3 tie_bothbad.
 
-    Drawn from :func:`vote_probs`; pass ``eta`` (per vote) to control the voters'
-    reliabilities, e.g. ``truth.vote_eta(design, min_votes=20)`` to pool light voters as the
-    fitted model does.
+    Drawn from :func:`vote_probs`; pass ``kappa`` (per vote) to control the voters'
+    discriminations (default: every voter's own, ``truth.vote_kappa(design)``), e.g.
+    ``truth.vote_kappa(design, min_votes=20)`` to let light voters vote like the crowd as the
+    fitted model assumes.
     """
     rng = np.random.default_rng(rng)
-    probs = vote_probs(truth, design, eta=eta)
+    probs = vote_probs(truth, design, kappa=kappa)
     u = rng.random(len(probs))[:, None]
     return (u > np.cumsum(probs, axis=1)).sum(axis=1).clip(max=3).astype(np.int8)
 
@@ -772,6 +771,7 @@ def simulate_hierarchical_arena(
     style: bool = True,
     multi_tag: bool = True,
     metadata: bool = True,
+    min_votes: int | None = 20,
     seed: int = 0,
     **truth_options,
 ) -> tuple[pd.DataFrame, HierarchicalTruth]:
@@ -780,9 +780,13 @@ def simulate_hierarchical_arena(
     The design is :func:`simulate_design` (``multi_tag_rate`` 0.2 if ``multi_tag`` else 0;
     ``n_voters`` defaults to ``n_votes // 10``), the truth :func:`draw_truth` with
     ``truth_options`` (e.g. ``rating_sd``, ``tie_rate``, ``position``, ``style_coef``,
-    ``random_voter_share``), the winners :func:`simulate_outcomes` with every voter's own
-    reliability; the frame is :func:`arena_frame` (``metadata=False`` leaves out the
-    ``conv_metadata`` dicts). One generator seeded with ``seed`` draws all three in turn.
+    ``voter_discrimination_sd``, ``random_voter_share``), the winners :func:`simulate_outcomes`
+    with ``kappa = truth.vote_kappa(design, min_votes=min_votes)``: voters with fewer than
+    ``min_votes`` votes (and votes with no voter) have ``kappa = 1`` and vote like the crowd,
+    exactly as the fitted model (default ``min_votes`` 20) assumes, while ``truth.voter_kappa``
+    still holds every voter's drawn value; ``min_votes=None`` uses every voter's own ``kappa``.
+    The frame is :func:`arena_frame` (``metadata=False`` leaves out the ``conv_metadata``
+    dicts). One generator seeded with ``seed`` draws all three in turn.
     """
     rng = np.random.default_rng(seed)
     design = simulate_design(
@@ -790,5 +794,6 @@ def simulate_hierarchical_arena(
         n_voters=n_votes // 10 if n_voters is None else n_voters, style=style, rng=rng,
     )
     truth = draw_truth(design, rng=rng, **truth_options)
-    outcome = simulate_outcomes(truth, design, rng)
+    outcome = simulate_outcomes(truth, design, rng,
+                                kappa=truth.vote_kappa(design, min_votes=min_votes))
     return arena_frame(design, outcome, metadata=metadata), truth

@@ -66,8 +66,7 @@ DEFAULT_PRIORS: Mapping[str, Mapping[str, Any]] = {
     "tie_threshold": {"family": "half_normal", "scale": 1.0},
     # hierarchical components (models/arena.toml documents each)
     "category_scale": {"family": "half_normal", "scale": 0.5},
-    "voter_logit_mean": {"family": "normal", "loc": 2.5, "scale": 1.0},
-    "voter_logit_scale": {"family": "half_normal", "scale": 1.0},
+    "voter_discrimination_scale": {"family": "half_normal", "scale": 0.5},
     "style_coef": {"family": "normal", "loc": 0.0, "scale": 0.5},
     "position": {"family": "normal", "loc": 0.0, "scale": 0.5},
 }
@@ -128,10 +127,11 @@ class CategorySpec:
 
 @dataclass(frozen=True)
 class VoterSpec:
-    """Voter reliability (Crowd-BT): voter ``v`` votes their true preference with probability
-    ``eta_v = sigmoid(u_v)``, ``u_v = mu_u + s_u z_v``. Voters with fewer than ``min_votes``
-    votes (and votes without a voter id) share one pooled reliability, so the parameter count
-    is bounded by the number of heavy voters. Grouping is by vote count only, never by the
+    """Voter discrimination: a decisive vote by voter ``v`` goes to ``i`` with probability
+    ``sigmoid(kappa_v (d + e))``, ``kappa_v ~ N(1, s_kappa)`` (1: like the crowd; near 0:
+    random; negative: adversarial). Voters with fewer than ``min_votes`` votes (and votes
+    without a voter id) share the crowd's reference ``kappa = 1``, so the parameter count is
+    bounded by the number of heavy voters. Grouping is by vote count only, never by the
     outcomes being fitted."""
 
     enabled: bool = False
@@ -170,6 +170,8 @@ class SamplerSpec:
     chain_method: str = "auto"  # parallel when there are enough devices, else sequential
     init: str = "laplace"
     dense_mass: bool = False
+    # one dense mass-matrix block for the strengths and hyper-parameters (diagonal elsewhere)
+    dense_globals: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class ModelSpec:
         if self.categories.enabled:
             names.append("category_scale")
         if self.voters.enabled:
-            names += ["voter_logit_mean", "voter_logit_scale"]
+            names.append("voter_discrimination_scale")
         if self.style.enabled:
             names.append("style_coef")
         if self.position.enabled:
