@@ -62,8 +62,8 @@ def test_voters_pooled_by_vote_count_only():
     df = pd.DataFrame({
         "model_a": rng.choice(["a", "b", "c"], n),
         "winner": rng.choice(["model_a", "model_b", "tie"], n),
-        "judge": np.where(np.arange(n) < 120, "heavy-1",
-                          np.where(np.arange(n) < 200, "heavy-2", [f"light-{k}" for k in range(n)])),
+        "judge": np.where(np.arange(n) < 120, "heavy-1", np.where(
+            np.arange(n) < 200, "heavy-2", [f"light-{k}" for k in range(n)])),
     })
     df["model_b"] = np.where(df.model_a == "a", "b", np.where(df.model_a == "b", "c", "a"))
     data = arena_cells(ba.read_votes(df), arena_spec(voters={"min_votes": 50}))
@@ -151,8 +151,12 @@ def test_centring_rules():
     np.testing.assert_array_equal(default_voter_centring(data), decisive[:-1] >= 400)
     pooled_only = arena_cells(ba.read_votes(frame), arena_spec(voters={"min_votes": 10**6}))
     assert pooled_only.voters == () and default_voter_centring(pooled_only).size == 0
-    np.testing.assert_array_equal(centring_from_curvature([1.0, 1.99, 2.0, 50.0]),
-                                  [False, False, True, True])
+    # with many members the scale is well determined: the likelihood must match the prior
+    many = centring_from_curvature(np.array([1.0, 1.99, 2.5, 50.0]), 10**6)
+    np.testing.assert_array_equal(many, [False, False, True, True])
+    # with 6 members tau may be ~40% of its mode: the likelihood must dominate ~7-fold
+    np.testing.assert_array_equal(centring_from_curvature(np.array([6.0, 9.0]), 6),
+                                  [False, True])
     forced = arena_spec(categories={"parametrization": "noncentered"})
     assert not default_category_centring(data, forced).any()
 

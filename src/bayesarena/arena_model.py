@@ -23,13 +23,13 @@ near 0: random). See :mod:`bayesarena.likelihood`
 for why the factorisation is exact for Davidson's model and cheap to evaluate, and
 :mod:`bayesarena.arena_data` for the cells and direction rows it is evaluated on.
 
-Parametrisations. ``theta`` follows ``[strength] parametrization``. The category deviations
-are built as ``delta[:, c] = r_c - mean(r_c)`` from an i.i.d. ``N(0, tau_c^2)`` vector ``r_c``,
-whose zero-sum projection is exactly ``ZeroSumNormal(tau_c)``; each element of ``r`` is
-sampled centred (``r ~ N(0, tau)``) or non-centred (``r = tau z``) as
-``[categories] parametrization`` says, per (model, category) under ``auto`` (centred where
-the model has many votes in the category: Papaspiliopoulos, Roberts & Skold 2007; Betancourt
-& Girolami 2015). Voter discriminations are partially centred the same way.
+Parametrisations. ``theta`` follows ``[strength] parametrization`` (or is sampled through its
+mean over categories, :func:`theta_via_category_mean`). Each category's deviations are
+sampled centred or non-centred (:func:`category_deviations`) as ``[categories]
+parametrization`` says, decided per category under ``auto``; each heavy voter's
+discrimination likewise (:func:`partially_centred_normal`). ``fit`` decides from the curvature
+at the Laplace mode: centred where the likelihood dominates the prior (Papaspiliopoulos,
+Roberts & Skold 2007; Betancourt & Girolami 2015).
 """
 
 from __future__ import annotations
@@ -79,23 +79,36 @@ def partially_centred_normal(
 
 
 def category_deviations(
-    n_models: int, n_tags: int, centred_index: jax.Array, noncentred_index: jax.Array,
+    n_models: int, n_tags: int, centred_tags: jax.Array, noncentred_tags: jax.Array,
     spec: ModelSpec,
 ) -> jax.Array:
-    """Sample ``tau`` and the zero-sum category deviations ``delta``, shape ``(M, C)``.
+    """Sample ``tau`` and the deviations ``delta[:, c] ~ ZeroSumNormal(tau_c)``, ``(M, C)``.
 
-    ``centred_index`` / ``noncentred_index`` are flat indices ``c * M + m`` of the elements
-    sampled centred / non-centred (together, every element once).
+    Categories in ``centred_tags`` sample ``delta[:, c]`` itself (site
+    ``category_deviation_centred``: a ``ZeroSumNormal(1)`` base measure reweighted to
+    ``ZeroSumNormal(tau_c)`` by the factor ``category_deviation_prior``), those in
+    ``noncentred_tags`` sample ``z ~ ZeroSumNormal(1)`` and set ``delta = tau_c z``. Either way
+    the zero-sum constraint is exact (``M - 1`` free coordinates), so no direction of
+    ``delta`` is left to its prior alone (which, centred, would make a funnel with ``tau_c``).
     """
     tau = numpyro.sample(
         "category_scale",
         prior_distribution(spec.priors["category_scale"]).expand([n_tags]).to_event(1),
     )
-    scale = jnp.repeat(tau, n_models)  # element c * M + m has scale tau_c
-    raw = partially_centred_normal("category_raw", 0.0, scale, centred_index, noncentred_index)
-    raw = raw.reshape(n_tags, n_models)
-    return numpyro.deterministic("category_deviation",
-                                 (raw - raw.mean(axis=1, keepdims=True)).T)
+    unit = dist.ZeroSumNormal(1.0, event_shape=(n_models,))
+    delta = jnp.zeros((n_tags, n_models))
+    if centred_tags.shape[0]:
+        scale = tau[centred_tags][:, None]
+        d = numpyro.sample("category_deviation_centred",
+                           unit.expand([centred_tags.shape[0]]).to_event(1))
+        numpyro.factor("category_deviation_prior", jnp.sum(
+            unit.log_prob(d / scale) - (n_models - 1) * jnp.log(scale[:, 0]) - unit.log_prob(d)))
+        delta = delta.at[centred_tags].set(d)
+    if noncentred_tags.shape[0]:
+        z = numpyro.sample("category_deviation_z",
+                           unit.expand([noncentred_tags.shape[0]]).to_event(1))
+        delta = delta.at[noncentred_tags].set(tau[noncentred_tags][:, None] * z)
+    return numpyro.deterministic("category_deviation", delta.T)
 
 
 def theta_via_category_mean(delta: jax.Array, spec: ModelSpec) -> jax.Array:
@@ -192,32 +205,43 @@ def arena_model(
     numpyro.factor("votes", log_lik + jnp.sum(row_counts[:, 0] * lp_i + row_counts[:, 1] * lp_j))
 
 
-#: Fallback centring rule without a Laplace fit: a (model, category) deviation is centred at
-#: ``n_mc * 0.2 * tau_c^2 >= 1`` (0.2: about the Fisher information of one vote near an even
-#: gap; tau_c: the prior median), a voter's discrimination at 400 decisive votes (about 0.01
-#: nats of information about kappa per vote at a typical gap |d| ~ 0.6, prior scale 0.5).
+#: Fallback centring rule without a Laplace fit: a category's deviations are centred at
+#: ``n_mc * 0.2 * tau_c^2 >= 1`` for the median model (0.2: about the Fisher information of
+#: one vote near an even gap; tau_c: the prior median), a voter's discrimination at 400
+#: decisive votes (about 0.01 nats of information about kappa per vote at a typical gap
+#: |d| ~ 0.6, prior scale 0.5).
 INFORMATION_PER_VOTE = 0.2
 VOTER_CENTRED_MIN_VOTES = 400
 
 
-def centring_from_curvature(curvature_z: np.ndarray) -> np.ndarray:
-    """Centre an element when, in non-centred coordinates at the Laplace mode, the likelihood
-    adds at least as much curvature as the N(0, 1) prior: ``d2 U / dz2 >= 2``."""
-    return np.asarray(curvature_z) >= 2.0
+def centring_from_curvature(curvature_z: np.ndarray, n_members: int) -> np.ndarray:
+    """Centre an element when the likelihood dominates its prior even at the low end of its
+    group scale's plausible range.
+
+    In non-centred coordinates at the Laplace mode, ``d2 U / dz2 = 1 + L tau^2`` (``L``: the
+    likelihood's precision for the element, ``tau``: the group scale at the mode), so
+    ``curvature - 1`` is the ratio of the likelihood's to the prior's precision. A centred
+    element has a funnel when ``tau`` can be small, so the ratio is taken at ``tau_low =
+    tau (1 - 2 / sqrt(2 (n - 1)))``, about two posterior sds below the mode when ``tau`` is
+    estimated from ``n`` members (``n`` models per category, ``n`` heavy voters): centred when
+    ``(curvature - 1) (tau_low / tau)^2 >= 1``.
+    """
+    shrink = max(0.0, 1.0 - 2.0 / np.sqrt(2.0 * max(n_members - 1, 1)))
+    return (np.asarray(curvature_z) - 1.0) * shrink**2 >= 1.0
 
 
 def default_category_centring(data: ArenaCells, spec: ModelSpec) -> np.ndarray:
-    """Which (category, model) deviations to sample centred, shape ``(C, M)``, without a
-    Laplace fit (see :data:`INFORMATION_PER_VOTE`); ``parametrization`` centred/noncentered
-    overrides the rule."""
-    n_tags, m = max(len(data.tags), 1), data.cells.n_models
+    """Which categories to sample centred, shape ``(C,)``, without a Laplace fit: where the
+    median model has ``n_mc * INFORMATION_PER_VOTE * tau^2 >= 1`` (``tau`` the prior median);
+    ``parametrization`` centred/noncentered overrides the rule."""
+    n_tags = max(len(data.tags), 1)
     mode = spec.categories.parametrization
     if not spec.categories.enabled:
-        return np.zeros((n_tags, m), dtype=bool)
+        return np.zeros(n_tags, dtype=bool)
     if mode != "auto":
-        return np.full((n_tags, m), mode == "centered")
+        return np.full(n_tags, mode == "centered")
     tau = _prior_median_scale(spec)
-    return data.model_tag_votes().T * INFORMATION_PER_VOTE * tau**2 >= 1.0
+    return np.median(data.model_tag_votes(), axis=0) * INFORMATION_PER_VOTE * tau**2 >= 1.0
 
 
 def default_voter_centring(data: ArenaCells) -> np.ndarray:
@@ -239,7 +263,7 @@ def model_arguments(data: ArenaCells, spec: ModelSpec, *,
                     category_centred: np.ndarray | None = None,
                     voter_centred: np.ndarray | None = None) -> dict[str, jax.Array]:
     """The arrays :func:`arena_model` takes, cells and rows padded to :func:`bucket_size` with
-    zero-count entries (padding changes no likelihood term). ``category_centred`` (``(C, M)``)
+    zero-count entries (padding changes no likelihood term). ``category_centred`` (``(C,)``)
     and ``voter_centred`` (``(V,)``, heavy voters) say which elements to sample centred (defaults:
     :func:`default_category_centring`, :func:`default_voter_centring`)."""
     c = data.cells
@@ -250,7 +274,7 @@ def model_arguments(data: ArenaCells, spec: ModelSpec, *,
         category_centred = default_category_centring(data, spec)
     if voter_centred is None:
         voter_centred = default_voter_centring(data)
-    flat_centred = np.asarray(category_centred, dtype=bool).reshape(-1)
+    category_centred = np.asarray(category_centred, dtype=bool)
     voter_centred = np.asarray(voter_centred, dtype=bool)
     return {
         "flat_i": jnp.asarray(pad_rows(c.category.astype(np.int64) * m + c.model_i, k)),
@@ -262,8 +286,8 @@ def model_arguments(data: ArenaCells, spec: ModelSpec, *,
         "row_style": jnp.asarray(pad_rows(data.row_style, r)),
         "row_counts": jnp.asarray(pad_rows(data.row_counts.astype(float), r)),
         "tagsets": jnp.asarray(tagsets),
-        "category_centred": jnp.asarray(np.nonzero(flat_centred)[0]),
-        "category_noncentred": jnp.asarray(np.nonzero(~flat_centred)[0]),
+        "category_centred": jnp.asarray(np.nonzero(category_centred)[0]),
+        "category_noncentred": jnp.asarray(np.nonzero(~category_centred)[0]),
         "voter_centred": jnp.asarray(np.nonzero(voter_centred)[0]),
         "voter_noncentred": jnp.asarray(np.nonzero(~voter_centred)[0]),
     }

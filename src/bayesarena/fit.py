@@ -218,24 +218,27 @@ def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | dict | None
                  ) -> tuple[Callable[..., None], dict]:
     """The arena model and its arguments. ``centring``: ``None`` (the default rules of
     :mod:`bayesarena.arena_model`), ``"none"`` (everything non-centred: the Laplace step), or
-    the Laplace curvature per unconstrained site (centre where the likelihood dominates;
-    a spec's explicit centred/noncentered choice for categories always wins)."""
+    the Laplace curvature per unconstrained site (centre where the likelihood dominates; a
+    category is centred or not as a whole; a spec's explicit centred/noncentered choice for
+    categories always wins)."""
     counts = arena.cells.counts.sum(axis=1)
     tagged = arena.tagsets[arena.cells.category].any(axis=1)
     model = functools.partial(
         arena_model, n_models=arena.cells.n_models, spec=spec,
         theta_from_category_mean=bool(counts[tagged].sum() >= 0.5 * counts.sum()))
-    n_tags, n_models = max(len(arena.tags), 1), arena.cells.n_models
     category = voter = None
     if centring == "none":
-        category = np.zeros((n_tags, n_models), dtype=bool)
+        category = np.zeros(max(len(arena.tags), 1), dtype=bool)
         voter = np.zeros(len(arena.voters), dtype=bool)
     elif isinstance(centring, dict):
-        if "category_raw_z" in centring and spec.categories.parametrization == "auto":
-            category = centring_from_curvature(centring["category_raw_z"]).reshape(n_tags,
-                                                                                  n_models)
+        if "category_deviation_z" in centring and spec.categories.parametrization == "auto":
+            # a category at a time: its median coordinate's curvature
+            category = centring_from_curvature(
+                np.median(np.asarray(centring["category_deviation_z"]), axis=-1),
+                arena.cells.n_models)
         if "voter_discrimination_z" in centring:
-            voter = centring_from_curvature(centring["voter_discrimination_z"])
+            voter = centring_from_curvature(centring["voter_discrimination_z"],
+                                            len(arena.voters))
     return model, model_arguments(arena, spec, category_centred=category, voter_centred=voter)
 
 
@@ -251,16 +254,25 @@ def _laplace_start(lap: LaplaceResult, key: jax.Array, chains: int) -> Start:
 
 
 def _to_sampling_coordinates(init: dict, variances: dict, kwargs: dict, n_models: int) -> Start:
-    """Map a start found with every hierarchical element non-centred (sites ``category_raw_z``
-    and ``voter_discrimination_z`` for all elements) to the sampled parametrisation: ``x =
-    loc + scale z`` for the centred elements (variance ~ scale^2 var(z) at the start), ``z``
-    for the others. Scale sites are positive, so their unconstrained value is the log."""
+    """Map a start found with every hierarchical element non-centred (sites
+    ``category_deviation_z`` for every category and ``voter_discrimination_z`` for every heavy
+    voter) to the sampled parametrisation: ``x = loc + scale z`` for the centred elements
+    (variance ~ scale^2 var(z) at the start), ``z`` for the others. Scale sites are positive,
+    so their unconstrained value is the log; the zero-sum transform is linear, so the
+    unconstrained coordinates of ``tau_c z`` are ``tau_c`` times those of ``z``."""
     init, variances = dict(init), dict(variances)
+    if "category_deviation_z" in init:
+        z, var_z = init.pop("category_deviation_z"), variances.pop("category_deviation_z")
+        tau = jnp.exp(init["category_scale"])[..., None]  # (chains, C, 1)
+        centred, noncentred = kwargs["category_centred"], kwargs["category_noncentred"]
+        if centred.shape[0]:
+            init["category_deviation_centred"] = tau[..., centred, :] * z[..., centred, :]
+            variances["category_deviation_centred"] = (
+                jnp.mean(tau[..., centred, :], axis=0) ** 2 * var_z[centred])
+        if noncentred.shape[0]:
+            init["category_deviation_z"] = z[..., noncentred, :]
+            variances["category_deviation_z"] = var_z[noncentred]
     groups = []
-    if "category_raw_z" in init:
-        log_tau = init["category_scale"]
-        groups.append(("category_raw", jnp.zeros_like(log_tau[..., :1]),
-                       jnp.repeat(jnp.exp(log_tau), n_models, axis=-1), "category"))
     if "voter_discrimination_z" in init:
         scale = jnp.exp(init["voter_discrimination_scale"])[..., None]
         groups.append(("voter_discrimination", jnp.ones_like(scale), scale, "voter"))

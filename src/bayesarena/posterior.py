@@ -309,7 +309,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "voter_discrimination": ("voter",),
 }
 #: Sites that only re-parametrise a stored one (``category_deviation`` holds them): not kept.
-INTERNAL_SITES = ("category_raw_centred", "category_raw_z", "theta_category_mean",
+INTERNAL_SITES = ("category_deviation_centred", "category_deviation_z", "theta_category_mean",
                   "voter_discrimination_centred", "voter_discrimination_z")
 
 
