@@ -1023,6 +1023,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="output prefix (.json, .md, .png); default benchmarks/results/sbc")
+    parser.add_argument("--strength", choices=("spec", "centered", "noncentered"),
+                        default="spec", help="strength parametrisation: the spec's (default) "
+                        "or another, reported as 'NAME [strength X]' (same truths and votes)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other specs of an existing OUT.json")
     args = parser.parse_args(argv)
@@ -1040,18 +1043,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     failed = []
     for name in names:
+        spec, label = _load(name), name
+        if args.strength != "spec":
+            spec = replace(spec, strength=replace(spec.strength, parametrization=args.strength))
+            label = f"{name} [strength {args.strength}]"
         try:
-            r = run_sbc(name, args.sims, config, seed=args.seed, workers=args.workers)
+            r = run_sbc(spec, args.sims, config, seed=args.seed, workers=args.workers,
+                        label=label)
         except Exception as exc:  # report it and go on with the other specs
             import traceback
 
             traceback.print_exc()
-            print(f"[{name}] FAILED: {type(exc).__name__}: {exc}", flush=True)
+            print(f"[{label}] FAILED: {type(exc).__name__}: {exc}", flush=True)
             failed.append(name)
             continue
         rows = uniformity(r)
         t = timing(r)
-        print(f"[{name}] {spec_verdict(rows, r.note)}; {t['median_s_per_sim']:.2f} s/sim "
+        print(f"[{label}] {spec_verdict(rows, r.note)}; {t['median_s_per_sim']:.2f} s/sim "
               f"(first {t['first_sim_s']:.1f} s); wall {r.wall_seconds:.0f} s", flush=True)
         for row in rows:
             if row["verdict"] != "ok":

@@ -137,8 +137,8 @@ def test_arena_factorisation_equals_bt_davidson():
 
 
 def test_centring_rules():
-    """Without a Laplace fit: categories centred where n_mc * 0.2 * tau^2 >= 1 (tau the prior
-    median), heavy voters at 400 decisive votes; with one: where the
+    """Without a Laplace fit: a category centred where n_mc * 0.2 * tau^2 >= 1 for its median
+    model (tau the prior median), heavy voters at 400 decisive votes; with one: where the
     likelihood's curvature in non-centred coordinates is at least the prior's."""
     frame, _ = simulate_hierarchical_arena(6, 3000, categories=3, n_voters=50, style=False,
                                            seed=2)
@@ -146,7 +146,7 @@ def test_centring_rules():
     data = arena_cells(ba.read_votes(frame), spec)
     tau = 0.6745 * 0.5  # half_normal(0.5) median
     np.testing.assert_array_equal(default_category_centring(data, spec),
-                                  data.model_tag_votes().T * 0.2 * tau**2 >= 1)
+                                  np.median(data.model_tag_votes(), axis=0) * 0.2 * tau**2 >= 1)
     decisive = np.bincount(data.row_voter, weights=data.row_counts.sum(axis=1))
     np.testing.assert_array_equal(default_voter_centring(data), decisive[:-1] >= 400)
     pooled_only = arena_cells(ba.read_votes(frame), arena_spec(voters={"min_votes": 10**6}))

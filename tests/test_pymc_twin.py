@@ -315,12 +315,11 @@ def test_log_density_matches_numpyro_hierarchical(variant, theta_from_category_m
             out["theta"] = p["theta"]
         else:
             out["theta_z"] = p["theta"] / p["sigma"]
-        if spec.categories.enabled:  # r = delta, flat index c * M + m
-            raw = p["category_deviation"].T.reshape(-1)
-            tau = np.repeat(p["category_scale"], m)
-            out["category_raw_centred"] = raw[index["category_centred"]]
+        if spec.categories.enabled:  # per category: delta_c, or z_c = delta_c / tau_c
+            delta = p["category_deviation"].T
+            out["category_deviation_centred"] = delta[index["category_centred"]]
             nc = index["category_noncentred"]
-            out["category_raw_z"] = raw[nc] / tau[nc]
+            out["category_deviation_z"] = delta[nc] / p["category_scale"][nc, None]
         if spec.voters.enabled:
             kappa, nc = p["voter_discrimination"], index["voter_noncentred"]
             out["voter_discrimination_centred"] = kappa[index["voter_centred"]]
@@ -333,18 +332,16 @@ def test_log_density_matches_numpyro_hierarchical(variant, theta_from_category_m
         return density(numpyro_values(p))
 
     def correction(p):
-        # Both joints are densities of each model's own sampled coordinates, which differ:
-        # NumPyro draws r_c ~ N(0, tau_c^2 I_M) (each element centred, or tau_c z) and uses its
-        # zero-sum projection, PyMC the M - 1 free coordinates (ZeroSumNormal). At r_c =
-        # delta_c (mean 0): log N(r_c; 0, tau_c^2 I_M) = log ZSN(delta_c; tau_c) - log tau_c +
-        # const; each non-centred element adds log tau_c (density of z, not r), and PyMC's
-        # non-centred ZSN(1) of z_c adds (M - 1) log tau_c. A non-centred voter
-        # discrimination adds log s_kappa on either side.
+        # Both joints are densities of each model's own sampled coordinates, which may differ
+        # per category or voter: both use ZeroSumNormal's M - 1 free coordinates, and a
+        # category sampled non-centred (z_c = delta_c / tau_c) adds (M - 1) log tau_c to the
+        # density of delta_c; a non-centred voter discrimination adds log s_kappa.
         out = 0.0
         if spec.categories.enabled:
-            n_nc = np.bincount(index["category_noncentred"] // m, minlength=n_tags)
+            numpyro_nc = np.isin(np.arange(n_tags), index["category_noncentred"])
             pymc_nc = ~_in_coord(pymc_model, "category", "category_centred")
-            out += np.sum((n_nc - 1 - (m - 1) * pymc_nc) * np.log(p["category_scale"]))
+            out += np.sum((m - 1) * (numpyro_nc.astype(int) - pymc_nc)
+                          * np.log(p["category_scale"]))
         if spec.voters.enabled:
             pymc_nc = ~_in_coord(pymc_model, "voter", "voter_centred")
             out += ((len(index["voter_noncentred"]) - pymc_nc.sum())

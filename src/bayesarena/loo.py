@@ -400,7 +400,7 @@ class AtomArrays:
     tagset: np.ndarray  # int64 (A,): row of ``tagsets``
     tagsets: np.ndarray  # float (G, C)
     position: np.ndarray  # float (A,): +1 / -1 / 0
-    voter: np.ndarray  # int64 (A,): index into the reliabilities (pooled = last)
+    voter: np.ndarray  # int64 (A,): index into the discriminations (the crowd = last)
     style: np.ndarray  # float (A, F): z-scored, oriented i minus j
 
     def key_columns(self, spec: ModelSpec) -> list[np.ndarray]:
@@ -479,7 +479,7 @@ def atom_log_probs(draws: Draws, arrays: AtomArrays, draw_slice: slice = slice(N
     ``d = theta_i - theta_j``. Hierarchical specs: the arena likelihood
     (:mod:`bayesarena.arena_model`): ``d = s_i(T) - s_j(T) + gamma p``, ``log P(win_i) = log
     P(decisive | d) + log P(i wins | decisive)`` with the style offset and the voter's
-    reliability in the second factor, ``log P(tie)``, ``log P(both bad)`` from the split.
+    discrimination in the second factor, ``log P(tie)``, ``log P(both bad)`` from the split.
     """
     spec = draws.spec
     lik = spec.likelihood

@@ -15,12 +15,12 @@ Units
   :func:`bayesarena.loo.vote_atoms`: (pair, tag set, side shown first, and for hierarchical specs
   voter parameter and style vector). Every vote gets its own predictive distribution, exactly
   as in the likelihood (for the arena model: category deviations, position, style offset,
-  voter reliability).
+  voter discrimination).
 * **Without the votes**, units are the posterior's fitted cells (``observed_data``). For
   non-hierarchical specs that is exact (every vote in a cell has the same distribution). For
   hierarchical specs the cells know the pair, tag set and position, but not the voters or the
   answers' style of their votes, so the direction of a decisive vote is replicated at zero
-  style offset and with the pooled voter reliability; the decisive / tie / both-bad split is
+  style offset and with the crowd's discrimination kappa = 1; the decisive / tie / both-bad split is
   exact. The result's ``notes`` say so; pass the votes for the exact check.
 
 Outcomes a spec does not predict are not replicated: under plain ``bt`` (ties dropped) only
@@ -201,7 +201,7 @@ def _units_from_cells(posterior: Posterior, draws: Draws) -> _Units:
                 tagsets[g, tag_index[t]] = 1.0
         tagset = codes.astype(np.int64)
     position = frame["first"].to_numpy(np.float64) if spec.position.enabled else np.zeros(n)
-    voter = np.full(n, len(draws.voters), dtype=np.int64)  # the pooled reliability
+    voter = np.full(n, len(draws.voters), dtype=np.int64)  # the crowd (kappa = 1)
     n_features = 0 if draws.style_coef is None else draws.style_coef.shape[1]
     arrays = AtomArrays(mi, mj, tagset, tagsets, position, voter, np.zeros((n, n_features)))
     if not spec.hierarchical:
@@ -382,7 +382,7 @@ def ppc(posterior: Posterior | str | Path, votes: Votes | pd.DataFrame | str | P
         if spec.hierarchical and (spec.voters.enabled or spec.style.enabled):
             notes.append(
                 "replicated per fitted cell without the votes: the winner of a decisive vote "
-                "is drawn at zero style offset and with the pooled voter reliability (the "
+                "is drawn at zero style offset and with the crowd's discrimination kappa = 1 (the "
                 "cells do not record voters or style); pass the votes (--data) for the exact "
                 "per-vote check")
         if not spec.hierarchical:
