@@ -46,13 +46,19 @@ of the data (:func:`_runner`), on a fixed design whose padded shapes never chang
 direction rows are padded to ``bucket_size(n_votes)``): it compiles once per spec and process,
 after which an 8-model pairwise fit takes about 0.05 s. ``fitter = "package"`` calls
 ``bayesarena.fit.fit`` itself (Laplace start and mass matrix; pairwise specs only): the whole
-user path, at a hundred times the cost.
+user path, at about 40 times the cost (4-5 s a fit).
 
 Usage::
 
-    .venv/bin/python benchmarks/sbc.py --sims 200 --spec all            # the committed run
-    .venv/bin/python benchmarks/sbc.py --sims 20 --spec bt,bt-davidson  # a quick look
-    .venv/bin/python benchmarks/sbc.py --sims 200 --spec arena --merge  # add to sbc.json
+    .venv/bin/python benchmarks/sbc.py --sims 200 --spec all --workers 2   # every spec
+    .venv/bin/python benchmarks/sbc.py --sims 20 --spec bt,bt-davidson     # a quick look
+    .venv/bin/python benchmarks/sbc.py --sims 200 --spec arena --merge     # add to sbc.json
+    .venv/bin/python benchmarks/sbc.py --report-only                       # re-render .md/.png
+
+The committed results: ``--sims 1000 --spec bt,bt-davidson,bt-ties-half,rao-kupper,thurstone
+--workers 2`` (about 10 minutes on 2 cores), ``--sims 200 --spec arena --workers 2 --merge``
+(about 7 minutes) and the diagnostic variant ``--sims 1000 --spec bt-davidson,thurstone
+--strength noncentered --workers 2 --merge`` (same truths and votes, non-centred strengths).
 
 Writes ``benchmarks/results/sbc.json`` (per-quantity p-values, ECDF deviations and verdicts,
 every rank, per-simulation time and sampler diagnostics), ``sbc.md`` and ``sbc.png`` (rank
@@ -97,8 +103,8 @@ class SBCConfig:
     24 votes a pair: 672 votes). Arena spec: ``arena_votes`` votes among ``n_models`` models
     on ``arena_categories`` categories (a second tag with probability ``multi_tag_rate``), by
     ``arena_voters`` voters (heavy-tailed; those with at least ``voters.min_votes`` votes get
-    their own reliability), with LMArena style features, model_a shown first. The design is
-    drawn once from ``design_seed`` and kept for every simulation.
+    their own discrimination ``kappa``), with LMArena style features, model_a shown first.
+    The design is drawn once from ``design_seed`` and kept for every simulation.
 
     ``arena_category_parametrization`` is fixed for every simulation: the spec's ``auto``
     decides per fit from the Laplace estimate of the category scales, which would change the
@@ -108,9 +114,10 @@ class SBCConfig:
     non-centred (what ``auto`` picks for small scales). The joint model is the same either way.
     Likewise ``arena_voter_centring``: the package centres a heavy voter's discrimination at
     400 decisive votes (an outcome, so shapes would change); centring by all votes (``"votes"``)
-    put the heaviest voter of this design (621 votes) centred, which diverged in 6 of 8
-    simulations in a check (one stuck chain, R-hat 2.1) when the truth's ``s_kappa`` was small;
-    all non-centred diverged only where ``sigma`` was small (the centred strengths' funnel).
+    puts the heaviest voter of this design (621 votes) centred: in a check 7 of 8 simulations
+    had divergent transitions (one 200, with a stuck chain at R-hat 2.1); with every voter
+    non-centred 4 of 12 did, the most where ``sigma`` was small (the centred strengths'
+    funnel).
 
     NUTS: ``chains`` chains of ``warmup`` + ``thin * ceil(L / chains)`` iterations; every
     ``thin``-th draw is kept and the first ``L = n_ranks - 1`` of those are the posterior
@@ -427,9 +434,9 @@ def rank_statistic(truth: float, draws: np.ndarray, rng: np.random.Generator) ->
 
 
 def quantities(params: Mapping[str, np.ndarray], names: Mapping[str, Sequence[str]],
-               spec: Any, lead: int) -> dict[str, np.ndarray]:
-    """The scalar test quantities of a parameter set (``lead`` leading draw axes: 0 for the
-    truth, 1 for the draws), in a stable order. ``names`` gives the model, category, style
+               spec: Any) -> dict[str, np.ndarray]:
+    """The scalar test quantities of a parameter set (the truth, or draws along a leading
+    axis), in a stable order. ``names`` gives the model, category, style
     feature and voter-parameter names."""
     out: dict[str, np.ndarray] = {}
     theta = np.asarray(params["theta"])
@@ -644,8 +651,8 @@ def simulate_once(spec: Any, index: int, config: SBCConfig = SBCConfig(), *, see
     truth_loglik = np.asarray(loglik({k: np.asarray(v, dtype=float)[None]
                                       for k, v in truth.items()}, kwargs))[0]
     draws_loglik = np.asarray(loglik(kept, kwargs))
-    q_truth = quantities(truth_sites, names, spec, lead=0)
-    q_draws = quantities(thinned, names, spec, lead=1)
+    q_truth = quantities(truth_sites, names, spec)
+    q_draws = quantities(thinned, names, spec)
     q_truth["loglik"], q_draws["loglik"] = truth_loglik, draws_loglik
     tie_rng = np.random.default_rng(s_tie)
     ranks = {name: rank_statistic(float(q_truth[name]), np.asarray(q_draws[name]), tie_rng)
@@ -868,19 +875,28 @@ def summary(result: SpecSBC) -> dict:
         },
         "quantities": rows,
         "ranks": {q: result.ranks[:, k].tolist() for k, q in enumerate(result.quantities)},
-        "sims": [{"index": s.index, "seconds": round(s.seconds, 4),
-                  "fit_seconds": round(s.fit_seconds, 4), "divergences": s.divergences,
-                  "max_rhat": round(s.max_rhat, 4), "min_ess": round(s.min_ess, 1),
-                  "truth_sigma": round(s.truth_sigma, 5)} for s in sims],
+        "sims": {  # one column per field, a row per simulation
+            "index": [s.index for s in sims],
+            "seconds": [round(s.seconds, 3) for s in sims],
+            "fit_seconds": [round(s.fit_seconds, 3) for s in sims],
+            "divergences": [s.divergences for s in sims],
+            "max_rhat": [round(s.max_rhat, 3) for s in sims],
+            "min_ess": [round(s.min_ess, 1) for s in sims],
+            "truth_sigma": [round(s.truth_sigma, 5) for s in sims],
+        },
     }
 
 
 def write_markdown(doc: dict, path: Path) -> None:
     cfg = doc["config"]
+    commands = list(dict.fromkeys(s.get("command", doc["command"]) for s in
+                                  doc["specs"].values()))
     lines = [
         "# Simulation-based calibration of the shipped specs",
         "",
-        f"Generated by `{doc['command']}` ({doc['generated']}, {doc['machine']}).",
+        "Commands: " + "; ".join(f"`{c}`" for c in commands)
+        + f" ({doc['generated']}, {doc['machine']}); per-spec commands and package state under "
+        "Provenance.",
         "Talts et al. (2018); test quantities after Modrak et al. (2023), including the "
         "log-likelihood of the simulated votes; ECDF test after Sailynoja et al. (2022). "
         "Method and caveats: `benchmarks/sbc.py`.",
@@ -897,20 +913,40 @@ def write_markdown(doc: dict, path: Path) -> None:
         "",
         "## Verdicts and cost",
         "",
-        "| spec | sims | Q | verdict | s / sim (median) | first sim (compile) | sims with "
+        "s / sim: median seconds of one simulation in one process (truth, votes, fit, ranks) "
+        "after the first, which includes compilation; wall / sim: the run's wall time over its "
+        "simulations (with its worker processes). Sampler columns: simulations with any "
+        "divergent transition, with a split R-hat above 1.05, and the median over simulations "
+        "of the smallest ESS (of all draws before thinning) over the compared parameters.",
+        "",
+        "| spec | sims | Q | verdict | s / sim | wall / sim | first sim (compile) | sims with "
         "divergences | R-hat > 1.05 | median min ESS |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in doc["specs"].values():
         t, smp = s["timing"], s["sampler"]
         lines.append(
             f"| {s['spec']} | {s['n_sims']} | {len(s['quantities'])} | {s['verdict']} | "
-            f"{t['median_s_per_sim']:.2f} | {t['first_sim_s']:.1f} | "
-            f"{smp['sims_with_divergences']} | {smp['sims_rhat_over_1.05']} | "
-            f"{smp['median_min_ess']:.0f} |")
-    notes = [s for s in doc["specs"].values() if s["note"]]
-    if notes:
-        lines += [""] + [f"- **{s['spec']}**: {s['note']}." for s in notes]
+            f"{t['median_s_per_sim']:.2f} | {t['wall_s'] / s['n_sims']:.2f} | "
+            f"{t['first_sim_s']:.1f} | {smp['sims_with_divergences']} | "
+            f"{smp['sims_rhat_over_1.05']} | {smp['median_min_ess']:.0f} |")
+    notes = [(s["spec"], s["note"] or _variant_note(s["spec"])) for s in doc["specs"].values()]
+    if any(note for _, note in notes):
+        lines += [""] + [f"- **{name}**: {note}." for name, note in notes if note]
+    lines += ["", "## Small spreads: where the sampler struggles", "",
+              "Simulations with divergent transitions by the true spread of the strengths, and "
+              "how often the true sigma ranks 0 (below every draw) against the "
+              "n_sims / (L + 1) expected.", "",
+              "| spec | divergent, sigma < 0.2 | divergent, sigma >= 0.2 | sigma rank 0 | "
+              "expected |", "|---|---:|---:|---:|---:|"]
+    for s in doc["specs"].values():
+        sigma = np.asarray(s["sims"]["truth_sigma"])
+        div = np.asarray(s["sims"]["divergences"]) > 0
+        small = sigma < 0.2
+        rank0 = int(np.sum(np.asarray(s["ranks"]["sigma"]) == 0))
+        lines.append(f"| {s['spec']} | {div[small].sum()} of {small.sum()} | "
+                     f"{div[~small].sum()} of {(~small).sum()} | {rank0} | "
+                     f"{s['n_sims'] / (s['L'] + 1):.0f} |")
     lines += ["", "## Flagged quantities", ""]
     flagged = [r for s in doc["specs"].values() for r in s["quantities"] if r["verdict"] != "ok"]
     if flagged:
@@ -920,6 +956,9 @@ def write_markdown(doc: dict, path: Path) -> None:
                   f"{r['ecdf_max_dev']:.3f} |" for r in flagged]
     else:
         lines.append("None.")
+    lines += ["", "## Provenance", "", "| spec | command | package |", "|---|---|---|"]
+    lines += [f"| {s['spec']} | `{s.get('command', doc['command'])}` | "
+              f"{s.get('package', 'unknown')} |" for s in doc["specs"].values()]
     lines += ["", "## Every quantity", "",
               "| spec | quantity | n_sims | chi2 p | ECDF p | max ECDF dev | verdict |",
               "|---|---|---:|---:|---:|---:|---|"]
@@ -928,6 +967,14 @@ def write_markdown(doc: dict, path: Path) -> None:
             lines.append(f"| {r['spec']} | {r['quantity']} | {r['n_sims']} | {r['chi2_p']:.3f} "
                          f"| {r['ecdf_p']:.3f} | {r['ecdf_max_dev']:.3f} | {r['verdict']} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _variant_note(label: str) -> str:
+    if "[strength " not in label:
+        return ""
+    base, variant = label.split(" [strength ")
+    return (f"the truths and votes of {base} (same seeds), strengths sampled "
+            f"{variant.rstrip(']')} instead of as the spec says: a diagnostic variant")
 
 
 def _panel_quantities(spec_doc: dict, k: int = 8) -> list[str]:
@@ -975,12 +1022,36 @@ def plot(doc: dict, path: Path) -> None:
             ax.set_xticks([])
             ax.tick_params(labelsize=6)
             if col == 0:
-                ax.set_ylabel(s["spec"], fontsize=8)
+                ax.set_ylabel(s["spec"].replace(" [", "\n["), fontsize=7)
     fig.suptitle(f"SBC rank histograms ({bins} bins; grey: 99% band of a bin under "
                  "uniformity; red: flagged)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def dump_json(doc: dict) -> str:
+    """JSON with one line per list of numbers (the ranks and per-simulation columns)."""
+    import re
+
+    text = json.dumps(doc, indent=1)
+    return re.sub(r"\[\s+([-\d.eE,\s]+?)\s+\]",
+                  lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
+
+
+def _package_state() -> str:
+    """The checkout's commit, and whether src/ or models/ differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "models"],
+                               cwd=root, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes in src/ or models/" if dirty.strip() else "")
 
 
 def write_results(results: Sequence[SpecSBC], out: Path, *, command: str,
@@ -992,8 +1063,10 @@ def write_results(results: Sequence[SpecSBC], out: Path, *, command: str,
     specs: dict[str, dict] = {}
     if merge and json_path.exists():
         specs = json.loads(json_path.read_text(encoding="utf-8"))["specs"]
+    state = _package_state()
     for r in results:
-        specs[r.spec] = summary(r)
+        specs[r.spec] = {**summary(r), "command": command, "package": state,
+                         "config": asdict(r.config)}
     from bayesarena.spec import available_specs
 
     order = {name: k for k, name in enumerate(available_specs())}
@@ -1003,7 +1076,7 @@ def write_results(results: Sequence[SpecSBC], out: Path, *, command: str,
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
                       f"{platform.python_version()}",
            "config": config, "specs": specs}
-    json_path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    json_path.write_text(dump_json(doc), encoding="utf-8")
     write_markdown(doc, out.with_suffix(".md"))
     plot(doc, out.with_suffix(".png"))
     return doc
@@ -1026,9 +1099,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strength", choices=("spec", "centered", "noncentered"),
                         default="spec", help="strength parametrisation: the spec's (default) "
                         "or another, reported as 'NAME [strength X]' (same truths and votes)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only re-render OUT.md and OUT.png from OUT.json")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other specs of an existing OUT.json")
     args = parser.parse_args(argv)
+    if args.report_only:
+        doc = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+        write_markdown(doc, args.out.with_suffix(".md"))
+        plot(doc, args.out.with_suffix(".png"))
+        print(f"wrote {args.out.with_suffix('.md')}, .png")
+        return 0
 
     from bayesarena.spec import available_specs
 

@@ -13,7 +13,7 @@ import bayesarena as ba
 from bayesarena.arena_data import NO_TAGS, arena_cells
 from bayesarena.arena_model import (
     arena_model,
-    centring_from_curvature,
+    centre_group,
     default_category_centring,
     default_voter_centring,
     model_arguments,
@@ -151,12 +151,14 @@ def test_centring_rules():
     np.testing.assert_array_equal(default_voter_centring(data), decisive[:-1] >= 400)
     pooled_only = arena_cells(ba.read_votes(frame), arena_spec(voters={"min_votes": 10**6}))
     assert pooled_only.voters == () and default_voter_centring(pooled_only).size == 0
-    # with many members the scale is well determined: the likelihood must match the prior
-    many = centring_from_curvature(np.array([1.0, 1.99, 2.5, 50.0]), 10**6)
-    np.testing.assert_array_equal(many, [False, False, True, True])
-    # with 6 members tau may be ~40% of its mode: the likelihood must dominate ~7-fold
-    np.testing.assert_array_equal(centring_from_curvature(np.array([6.0, 9.0]), 6),
-                                  [False, True])
+    # strong data: estimates spread well beyond their noise -> centred; weak data: the spread
+    # is mostly noise -> non-centred, whatever the joint mode's scale says
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=200)
+    assert centre_group(z, 0.5, np.full(200, 1 + 0.25 * 400.0), 200)  # L = 400, sd 0.05
+    # L = 4 (noise sd 0.5) and estimates of sd 0.5: all noise
+    assert not centre_group(z, 0.5, np.full(200, 1 + 4.0 * 0.25), 200)
+    assert not centre_group(z, 0.5, np.full(200, 1 + 0.25 * 400.0), 3)  # 3 members: tau unsure
     forced = arena_spec(categories={"parametrization": "noncentered"})
     assert not default_category_centring(data, forced).any()
 

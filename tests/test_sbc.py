@@ -1,5 +1,6 @@
 """A small simulation-based calibration (benchmarks/sbc.py) and a negative control showing the
-check has power. The full run (200 simulations of every shipped spec) is the benchmark's."""
+check has power. The full runs (1,000 simulations of each pairwise spec, 200 of the arena
+spec: benchmarks/results/sbc.md) are the benchmark's."""
 
 from __future__ import annotations
 

@@ -214,20 +214,27 @@ INFORMATION_PER_VOTE = 0.2
 VOTER_CENTRED_MIN_VOTES = 400
 
 
-def centring_from_curvature(curvature_z: np.ndarray, n_members: int) -> np.ndarray:
-    """Centre an element when the likelihood dominates its prior even at the low end of its
-    group scale's plausible range.
+def centre_group(z_mode: np.ndarray, scale_mode: float, curvature_z: np.ndarray,
+                 n_members: int) -> bool:
+    """Whether to sample a group of exchangeable elements ``x_k ~ N(0, scale^2)`` centred,
+    from a Laplace fit in non-centred coordinates (``x = scale z``).
 
-    In non-centred coordinates at the Laplace mode, ``d2 U / dz2 = 1 + L tau^2`` (``L``: the
-    likelihood's precision for the element, ``tau``: the group scale at the mode), so
-    ``curvature - 1`` is the ratio of the likelihood's to the prior's precision. A centred
-    element has a funnel when ``tau`` can be small, so the ratio is taken at ``tau_low =
-    tau (1 - 2 / sqrt(2 (n - 1)))``, about two posterior sds below the mode when ``tau`` is
-    estimated from ``n`` members (``n`` models per category, ``n`` heavy voters): centred when
-    ``(curvature - 1) (tau_low / tau)^2 >= 1``.
+    The likelihood's precision for ``x_k`` is ``L_k = (d2U/dz_k^2 - 1) / scale^2`` at the
+    mode. The joint mode's ``scale`` itself is no estimate of the spread (with weak data it sits
+    where the prior and the Jacobian balance), so the spread is estimated by moments:
+    ``s^2 = max(0, mean(x_k^2) - mean(1 / L_k))`` (the estimates' spread less their noise).
+    Centred when ``median(L) (s shrink)^2 >= 1``, i.e. the likelihood dominates the prior even
+    at ``s shrink``, about two posterior sds below ``s`` when the spread is estimated from ``n``
+    members (``shrink = 1 - 2 / sqrt(2 (n - 1))``): a centred element has a funnel when the
+    scale can be small (Papaspiliopoulos, Roberts & Skold 2007; Betancourt & Girolami 2015).
     """
+    z_mode, curvature_z = np.ravel(z_mode), np.ravel(curvature_z)
+    scale_mode = max(float(scale_mode), 1e-12)
+    precision = np.maximum(curvature_z - 1.0, 1e-12) / scale_mode**2
+    x = scale_mode * z_mode
+    spread2 = max(0.0, float(np.mean(x**2) - np.mean(1.0 / precision)))
     shrink = max(0.0, 1.0 - 2.0 / np.sqrt(2.0 * max(n_members - 1, 1)))
-    return (np.asarray(curvature_z) - 1.0) * shrink**2 >= 1.0
+    return bool(np.median(precision) * spread2 * shrink**2 >= 1.0)
 
 
 def default_category_centring(data: ArenaCells, spec: ModelSpec) -> np.ndarray:

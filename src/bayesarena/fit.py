@@ -33,7 +33,7 @@ from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 
 from bayesarena.arena_data import ArenaCells, arena_cells
-from bayesarena.arena_model import arena_model, centring_from_curvature, model_arguments
+from bayesarena.arena_model import arena_model, centre_group, model_arguments
 from bayesarena.diagnostics import compute_diagnostics, warn_if_unhealthy
 from bayesarena.errors import BayesArenaError, SamplingWarning
 from bayesarena.laplace import (
@@ -160,6 +160,9 @@ def fit(
                                         chain_method=chain_method, target_accept=target_accept)
     if method not in ("nuts", "laplace"):
         raise BayesArenaError(f"unknown method {method!r}: use 'nuts' or 'laplace'")
+    if spec.strength.parametrization == "auto" and (
+            spec.hierarchical or method == "laplace" or spec.sampler.init != "laplace"):
+        spec = _with_strengths(spec, "centered")  # no non-centred Laplace step to decide from
     arena = None
     if spec.hierarchical:
         arena, not_modelled = arena_for_spec(as_votes(data), spec)
@@ -176,6 +179,12 @@ def fit(
         model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
         kwargs = pad_cells(cells)
         lap_model, lap_kwargs, init_values = model, kwargs, None
+        if method == "nuts" and spec.strength.parametrization != "noncentered":
+            # start NUTS from the non-centred mode: with little information about the spread
+            # (true sigma small) the centred density is unbounded as sigma -> 0 and its
+            # "mode" there would freeze the chains (seen in benchmarks/sbc.py)
+            lap_model = functools.partial(pairwise_model, n_models=cells.n_models,
+                                          spec=_noncentred_strengths(spec))
     key_laplace, key_init, key_nuts = jax.random.split(jax.random.PRNGKey(seed), 3)
     attrs: dict[str, Any] = {"votes_not_modelled": json.dumps(not_modelled, sort_keys=True)}
 
@@ -187,8 +196,16 @@ def fit(
                                     init_values=init_values)
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
                      laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
+        if arena is None and method == "nuts" and spec.strength.parametrization == "auto":
+            mode = lap.unravel(jnp.asarray(lap.mode))
+            curvature = lap.unravel(jnp.asarray(lap.curvature))
+            centred = centre_group(np.asarray(mode["theta_z"]), float(np.exp(mode["sigma"])),
+                                   np.asarray(curvature["theta_z"]), cells.n_models)
+            spec = _with_strengths(spec, "centered" if centred else "noncentered")
+            model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
         if arena is not None:  # centre where the data say so
-            model, kwargs = _arena_model(arena, spec, centring=lap.unravel(lap.curvature))
+            model, kwargs = _arena_model(arena, spec, centring=(
+                lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature))))
         if warn and method == "laplace" and not lap.converged:
             warnings.warn(f"Laplace optimisation did not converge (max |gradient| "
                           f"{lap.grad_norm:.2g})", SamplingWarning, stacklevel=2)
@@ -204,6 +221,8 @@ def fit(
         start = _laplace_start(lap, key_init, spec.sampler.chains)
         if arena is not None:
             start = _to_sampling_coordinates(*start, kwargs, cells.n_models)
+        elif "theta_z" in start[0] and spec.strength.parametrization != "noncentered":
+            start = _centre_strengths(*start)
     samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
@@ -214,13 +233,13 @@ def fit(
     return Posterior(tree, diagnostics=diag)
 
 
-def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | dict | None = None
+def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | tuple | None = None
                  ) -> tuple[Callable[..., None], dict]:
     """The arena model and its arguments. ``centring``: ``None`` (the default rules of
     :mod:`bayesarena.arena_model`), ``"none"`` (everything non-centred: the Laplace step), or
-    the Laplace curvature per unconstrained site (centre where the likelihood dominates; a
-    category is centred or not as a whole; a spec's explicit centred/noncentered choice for
-    categories always wins)."""
+    the Laplace ``(mode, curvature)`` per unconstrained site
+    (:func:`~bayesarena.arena_model.centre_group`: a category at a time, the heavy voters
+    together; a spec's explicit centred/noncentered choice for categories always wins)."""
     counts = arena.cells.counts.sum(axis=1)
     tagged = arena.tagsets[arena.cells.category].any(axis=1)
     model = functools.partial(
@@ -230,15 +249,18 @@ def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | dict | None
     if centring == "none":
         category = np.zeros(max(len(arena.tags), 1), dtype=bool)
         voter = np.zeros(len(arena.voters), dtype=bool)
-    elif isinstance(centring, dict):
-        if "category_deviation_z" in centring and spec.categories.parametrization == "auto":
-            # a category at a time: its median coordinate's curvature
-            category = centring_from_curvature(
-                np.median(np.asarray(centring["category_deviation_z"]), axis=-1),
-                arena.cells.n_models)
-        if "voter_discrimination_z" in centring:
-            voter = centring_from_curvature(centring["voter_discrimination_z"],
-                                            len(arena.voters))
+    elif isinstance(centring, tuple):
+        mode, curvature = ({k: np.asarray(v) for k, v in d.items()} for d in centring)
+        if "category_deviation_z" in mode and spec.categories.parametrization == "auto":
+            tau = np.exp(mode["category_scale"])  # a category at a time
+            category = np.array([
+                centre_group(mode["category_deviation_z"][c], tau[c],
+                             curvature["category_deviation_z"][c], arena.cells.n_models)
+                for c in range(len(tau))])
+        if "voter_discrimination_z" in mode:  # the heavy voters as one group
+            voter = np.full(len(arena.voters), centre_group(
+                mode["voter_discrimination_z"], np.exp(mode["voter_discrimination_scale"]),
+                curvature["voter_discrimination_z"], len(arena.voters)))
     return model, model_arguments(arena, spec, category_centred=category, voter_centred=voter)
 
 
@@ -251,6 +273,25 @@ def _laplace_start(lap: LaplaceResult, key: jax.Array, chains: int) -> Start:
     flat = sample_unconstrained(lap, key, chains, inflate=INIT_INFLATE)
     init = jax.vmap(lap.unravel)(jnp.asarray(flat))
     return init, lap.unravel(jnp.asarray(lap.marginal_variances))
+
+
+def _noncentred_strengths(spec: ModelSpec) -> ModelSpec:
+    return _with_strengths(spec, "noncentered")
+
+
+def _with_strengths(spec: ModelSpec, parametrization: str) -> ModelSpec:
+    return replace(spec, strength=replace(spec.strength, parametrization=parametrization))
+
+
+def _centre_strengths(init: dict, variances: dict) -> Start:
+    """Map a non-centred start (``theta_z``) to centred ``theta = sigma z``; the zero-sum
+    transform is linear, so the unconstrained coordinates scale by ``sigma`` too."""
+    init, variances = dict(init), dict(variances)
+    sigma = jnp.exp(init["sigma"])[..., None]  # positive prior: unconstrained = log
+    z, var_z = init.pop("theta_z"), variances.pop("theta_z")
+    init["theta"] = sigma * z
+    variances["theta"] = jnp.mean(sigma, axis=0) ** 2 * var_z
+    return init, variances
 
 
 def _to_sampling_coordinates(init: dict, variances: dict, kwargs: dict, n_models: int) -> Start:

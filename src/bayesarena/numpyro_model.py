@@ -46,7 +46,7 @@ def prior_distribution(prior: Prior) -> dist.Distribution:
 def strengths(n_models: int, spec: ModelSpec) -> jax.Array:
     """Sample ``sigma`` and the sum-to-zero strengths ``theta`` (shape ``(n_models,)``)."""
     sigma = numpyro.sample("sigma", prior_distribution(spec.priors["sigma"]))
-    if spec.strength.parametrization == "centered":
+    if spec.strength.parametrization != "noncentered":  # "auto" is resolved by fit: centred
         return numpyro.sample("theta", dist.ZeroSumNormal(sigma, event_shape=(n_models,)))
     z = numpyro.sample("theta_z", dist.ZeroSumNormal(1.0, event_shape=(n_models,)))
     return numpyro.deterministic("theta", sigma * z)

@@ -14,7 +14,7 @@ Example (``models/bt-davidson.toml``)::
     both_bad = "modelled"    # "drop" | "as_tie" | "modelled"
 
     [strength]
-    parametrization = "centered"   # "centered" | "noncentered"
+    parametrization = "auto"   # "auto" | "centered" | "noncentered"
 
     [priors]
     sigma = { family = "half_normal", scale = 1.0 }
@@ -50,7 +50,7 @@ PRIOR_FAMILIES: Mapping[str, tuple[str, ...]] = {
 LINKS = ("logit", "probit")
 TIE_MODES = ("drop", "davidson", "half", "rao_kupper")
 BOTH_BAD_MODES = ("drop", "as_tie", "modelled")
-PARAMETRIZATIONS = ("centered", "noncentered")
+PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 CHAIN_METHODS = ("auto", "sequential", "vectorized", "parallel")
 INIT_STRATEGIES = ("laplace", "prior_median")
 CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
@@ -103,9 +103,15 @@ class LikelihoodSpec:
 
 @dataclass(frozen=True)
 class StrengthSpec:
-    """Strengths: sum-to-zero ``theta ~ ZeroSumNormal(sigma)``, centred or non-centred."""
+    """Strengths: sum-to-zero ``theta ~ ZeroSumNormal(sigma)``, centred or non-centred.
 
-    parametrization: str = "centered"
+    ``auto``: decided from the curvature at the (non-centred) Laplace mode, centred when the
+    votes pin the strengths more tightly than the prior does even at the low end of sigma's
+    range (:func:`bayesarena.arena_model.centre_group`); centred without a Laplace
+    step and for hierarchical specs (arenas with many votes per model).
+    """
+
+    parametrization: str = "auto"
 
 
 @dataclass(frozen=True)
