@@ -4,7 +4,8 @@ The 1,751 expert votes of ``../shared/data/mt_bench_human/`` (6 models, 65 judge
 categories; ties but no both-bad) are fitted with Bradley-Terry-Davidson and with the arena
 model's voter and category components switched on one at a time and together (no style: there
 is no conv_metadata; no position: in this subset llama-13b is always model_a, so position is
-confounded). Every fit is NUTS, 4 chains x 1000 draws; the comparison is PSIS-LOO with one vote
+confounded). Every fit is NUTS, 4 chains x 1000 draws (diagnostics recorded beside each
+row); the comparison is PSIS-LOO with one vote
 as the unit (``bayesarena.loo``). Voters need 20 votes for their own discrimination.
 
     .venv/bin/python benchmarks/mt_bench_loo.py
@@ -18,7 +19,7 @@ import json
 from pathlib import Path
 
 import bayesarena as ba
-from bayesarena.loo import compare
+from bayesarena.loo import compare_posteriors
 from bayesarena.spec import parse_spec
 
 DATA = (Path(__file__).resolve().parents[2] / "shared" / "data" / "mt_bench_human"
@@ -52,12 +53,19 @@ def markdown(table) -> str:
 
 def main() -> dict:
     votes = ba.read_votes(DATA)
-    result = compare(votes, specs(), seed=0, chains=4, warmup=500, sampler_draws=1000)
-    table = result.table
+    posteriors = {s.name: ba.fit(votes, s, seed=0, chains=4, warmup=500, draws=1000,
+                                 progress=False) for s in specs()}
+    diagnostics = {name: p.diagnostics.to_dict() for name, p in posteriors.items()}
+    result = compare_posteriors(posteriors, votes)
+    table = result.table.copy()
+    table["max_rhat"] = [diagnostics[n]["max_rhat"] for n in table.index]
+    table["min_ess_bulk"] = [diagnostics[n]["min_ess_bulk"] for n in table.index]
+    table["divergences"] = [diagnostics[n]["divergences"] for n in table.index]
     print(table.to_string())
     for sentence in result.sentences():
         print(sentence)
-    out = {"data": str(DATA.name), "votes": votes.summary.votes_used, **result.to_dict()}
+    out = {"data": str(DATA.name), "votes": votes.summary.votes_used, **result.to_dict(),
+           "diagnostics": diagnostics}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "mt_bench_loo.json").write_text(json.dumps(out, indent=2, default=float))
     (RESULTS / "mt_bench_loo.md").write_text(

@@ -161,7 +161,7 @@ def fit(
     if method not in ("nuts", "laplace"):
         raise BayesArenaError(f"unknown method {method!r}: use 'nuts' or 'laplace'")
     if spec.strength.parametrization == "auto" and (
-            spec.hierarchical or method == "laplace" or spec.sampler.init != "laplace"):
+            method == "laplace" or spec.sampler.init != "laplace"):
         spec = _with_strengths(spec, "centered")  # no non-centred Laplace step to decide from
     arena = None
     if spec.hierarchical:
@@ -171,7 +171,9 @@ def fit(
         # coordinates the joint density is unbounded as a scale -> 0 (the funnel's neck), so
         # the mode would not exist. Its curvature then decides which elements to centre, and
         # the start is mapped to those coordinates (_to_sampling_coordinates).
-        lap_model, lap_kwargs = _arena_model(arena, spec, centring="none")
+        lap_spec = (_noncentred_strengths(spec) if method == "nuts"
+                    and spec.strength.parametrization != "noncentered" else spec)
+        lap_model, lap_kwargs = _arena_model(arena, lap_spec, centring="none")
         model, kwargs = _arena_model(arena, spec)  # redone below from the Laplace curvature
         init_values = None
     else:
@@ -196,13 +198,14 @@ def fit(
                                     init_values=init_values)
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
                      laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
-        if arena is None and method == "nuts" and spec.strength.parametrization == "auto":
+        if method == "nuts" and spec.strength.parametrization == "auto":
             mode = lap.unravel(jnp.asarray(lap.mode))
             curvature = lap.unravel(jnp.asarray(lap.curvature))
             centred = centre_group(np.asarray(mode["theta_z"]), float(np.exp(mode["sigma"])),
                                    np.asarray(curvature["theta_z"]), cells.n_models)
             spec = _with_strengths(spec, "centered" if centred else "noncentered")
-            model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
+            if arena is None:
+                model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
         if arena is not None:  # centre where the data say so
             model, kwargs = _arena_model(arena, spec, centring=(
                 lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature))))
@@ -221,7 +224,7 @@ def fit(
         start = _laplace_start(lap, key_init, spec.sampler.chains)
         if arena is not None:
             start = _to_sampling_coordinates(*start, kwargs, cells.n_models)
-        elif "theta_z" in start[0] and spec.strength.parametrization != "noncentered":
+        if "theta_z" in start[0] and spec.strength.parametrization != "noncentered":
             start = _centre_strengths(*start)
     samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
@@ -240,11 +243,12 @@ def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | tuple | Non
     the Laplace ``(mode, curvature)`` per unconstrained site
     (:func:`~bayesarena.arena_model.centre_group`: a category at a time, the heavy voters
     together; a spec's explicit centred/noncentered choice for categories always wins)."""
-    counts = arena.cells.counts.sum(axis=1)
-    tagged = arena.tagsets[arena.cells.category].any(axis=1)
-    model = functools.partial(
-        arena_model, n_models=arena.cells.n_models, spec=spec,
-        theta_from_category_mean=bool(counts[tagged].sum() >= 0.5 * counts.sum()))
+    # theta is sampled directly (theta_from_category_mean=False): sampling it through its
+    # category mean halved the leapfrog steps on 100k richly tagged votes, but where every vote
+    # carries one tag the centred prior on theta = psi - mean delta let the chains fall into
+    # the sigma -> 0 spike (benchmarks/pooling.py); the strengths' centring is decided above
+    model = functools.partial(arena_model, n_models=arena.cells.n_models, spec=spec,
+                              theta_from_category_mean=False)
     category = voter = None
     if centring == "none":
         category = np.zeros(max(len(arena.tags), 1), dtype=bool)
