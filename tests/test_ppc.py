@@ -124,7 +124,7 @@ def test_hierarchical_posterior_per_vote_and_per_cell():
     assert set(per_vote.categories["category"]) == {"coding", "math", "creative_writing"}
     per_cell = ppc(post, draws=50, pairs=5)
     assert per_cell.units == "cells"
-    assert any("pooled voter reliability" in n for n in per_cell.notes)
+    assert any("discrimination kappa = 1" in n for n in per_cell.notes)
     assert set(per_cell.categories["category"]) == {"coding", "math", "creative_writing"}
     # tie and both-bad counts do not depend on voters or style: both routes agree in law
     a = per_vote.overall.set_index("statistic").loc["tie_rate", "mean"]

@@ -311,7 +311,7 @@ def test_log_density_matches_numpyro_hierarchical(variant, theta_from_category_m
                                  "voter_discrimination_scale")}
         if spec.categories.enabled and theta_from_category_mean:
             out["theta_category_mean"] = p["theta"] + p["category_deviation"].mean(axis=1)
-        elif spec.strength.parametrization == "centered":
+        elif spec.strength.parametrization != "noncentered":
             out["theta"] = p["theta"]
         else:
             out["theta_z"] = p["theta"] / p["sigma"]

@@ -188,7 +188,7 @@ def split_both_bad(
 
 def _strengths(spec: ModelSpec) -> pt.TensorVariable:
     sigma = prior_rv("sigma", spec.priors["sigma"])
-    if spec.strength.parametrization == "centered":
+    if spec.strength.parametrization != "noncentered":  # "auto": centred (fit resolves it)
         return pm.ZeroSumNormal("theta", sigma=sigma, n_zerosum_axes=1, dims="model")
     z = pm.ZeroSumNormal("theta_z", sigma=1.0, n_zerosum_axes=1, dims="model")
     return pm.Deterministic("theta", sigma * z, dims="model")
