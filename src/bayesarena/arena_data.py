@@ -277,17 +277,25 @@ def _column_type(relation: object, column: str) -> str:
     return types[column].id
 
 
+def _offending_rows(relation: object, predicate: str, *columns: str
+                    ) -> tuple[list[int], list[tuple], int]:
+    """The first five rows where ``predicate`` holds: their ``row`` numbers, the values of
+    ``columns`` there, and how many rows hold it in all."""
+    select = ", ".join([sql_identifier("row"), *columns, "count(*) OVER ()"])
+    found = relation.query(  # type: ignore[attr-defined]
+        "votes", f"SELECT {select} FROM votes WHERE {predicate} ORDER BY 1 LIMIT 5").fetchall()
+    return [int(r[0]) for r in found], [r[1:-1] for r in found], (
+        int(found[0][-1]) if found else 0)
+
+
 def tags_sql(relation: object) -> str:
     """Tag-set key of each vote: its sorted distinct tags joined by :data:`_TAG_SEP`."""
     c = sql_identifier("category")
     if _column_type(relation, "category") in ("list", "array"):
-        bad = relation.query(  # type: ignore[attr-defined]
-            "votes", f"SELECT {sql_identifier('row')}, count(*) OVER () FROM votes "
-            f"WHERE list_count({c}) < len({c}) ORDER BY 1 LIMIT 5").fetchall()
-        if bad:
-            rows = [int(r) for r, _ in bad]
+        rows, _, total = _offending_rows(relation, f"list_count({c}) < len({c})")
+        if rows:
             raise MissingValueError(
-                f"NULL tag inside the category list at {format_rows(rows, int(bad[0][1]))}: "
+                f"NULL tag inside the category list at {format_rows(rows, total)}: "
                 "expected tag names only", column="category", rows=rows)
         return f"array_to_string(list_sort(list_distinct({c})), chr(31))"
     return f"CAST({c} AS VARCHAR)"
@@ -297,26 +305,20 @@ def position_sql(relation: object) -> str:
     """SQL boolean: model_a was shown first (``position`` in ``a``/``model_a``,
     ``b``/``model_b``, case-insensitive); other values are refused with their rows."""
     p = f"lower(trim(CAST({sql_identifier('position')} AS VARCHAR)))"
-    bad = relation.query(  # type: ignore[attr-defined]
-        "votes", f"SELECT {sql_identifier('row')}, {p}, count(*) OVER () FROM votes "
-        f"WHERE {p} IS NULL OR {p} NOT IN ('a', 'b', 'model_a', 'model_b') ORDER BY 1 LIMIT 5"
-    ).fetchall()
-    if bad:
-        rows = [int(r[0]) for r in bad]
+    rows, values, total = _offending_rows(
+        relation, f"{p} IS NULL OR {p} NOT IN ('a', 'b', 'model_a', 'model_b')", p)
+    if rows:
         raise MissingValueError(
             f"position column: expected 'a' or 'b' (the side shown first), found "
-            f"{sorted({str(r[1]) for r in bad})} at {format_rows(rows, int(bad[0][2]))}",
+            f"{sorted({str(v[0]) for v in values})} at {format_rows(rows, total)}",
             column="position", rows=rows)
     return f"{p} IN ('a', 'model_a')"
 
 
 def check_no_null(relation: object, column: str, expected: str) -> None:
-    c, row = sql_identifier(column), sql_identifier("row")
-    found = relation.query(  # type: ignore[attr-defined]
-        "votes", f"SELECT {row}, count(*) OVER () FROM votes WHERE {c} IS NULL "
-        f"ORDER BY 1 LIMIT 5").fetchall()
-    if found:
-        rows = [int(r) for r, _ in found]
+    """Raise :class:`MissingValueError` naming the rows where ``column`` is NULL."""
+    rows, _, total = _offending_rows(relation, f"{sql_identifier(column)} IS NULL")
+    if rows:
         raise MissingValueError(
-            f"missing value in column {column!r} at {format_rows(rows, int(found[0][1]))}: "
+            f"missing value in column {column!r} at {format_rows(rows, total)}: "
             f"expected {expected}", column=column, rows=rows)
