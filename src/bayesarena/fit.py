@@ -163,55 +163,46 @@ def fit(
     if spec.strength.parametrization == "auto" and (
             method == "laplace" or spec.sampler.init != "laplace"):
         spec = _with_strengths(spec, "centered")  # no non-centred Laplace step to decide from
+    # The Laplace step for NUTS starts runs non-centred: in centred coordinates the joint
+    # density is unbounded as a scale -> 0 (the funnel's neck), so with little information about
+    # a spread its "mode" would sit there and freeze the chains (seen in benchmarks/sbc.py). Its
+    # mode and curvature then decide what to centre, and the start is mapped to those
+    # coordinates (_centre_strengths, _to_sampling_coordinates).
+    lap_spec = (_noncentred_strengths(spec) if method == "nuts"
+                and spec.strength.parametrization != "noncentered" else spec)
     arena = None
     if spec.hierarchical:
         arena, not_modelled = arena_for_spec(as_votes(data), spec)
         cells = arena.cells
-        # the Laplace step works with every hierarchical element non-centred: in centred
-        # coordinates the joint density is unbounded as a scale -> 0 (the funnel's neck), so
-        # the mode would not exist. Its curvature then decides which elements to centre, and
-        # the start is mapped to those coordinates (_to_sampling_coordinates).
-        lap_spec = (_noncentred_strengths(spec) if method == "nuts"
-                    and spec.strength.parametrization != "noncentered" else spec)
         lap_model, lap_kwargs = _arena_model(arena, lap_spec, centring="none")
-        model, kwargs = _arena_model(arena, spec)  # redone below from the Laplace curvature
-        init_values = None
     else:
         cells, not_modelled = cells_for_spec(as_cells(data), spec)
-        model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
-        kwargs = pad_cells(cells)
-        lap_model, lap_kwargs, init_values = model, kwargs, None
-        if method == "nuts" and spec.strength.parametrization != "noncentered":
-            # start NUTS from the non-centred mode: with little information about the spread
-            # (true sigma small) the centred density is unbounded as sigma -> 0 and its
-            # "mode" there would freeze the chains (seen in benchmarks/sbc.py)
-            lap_model = functools.partial(pairwise_model, n_models=cells.n_models,
-                                          spec=_noncentred_strengths(spec))
+        kwargs = lap_kwargs = pad_cells(cells)
+        lap_model = functools.partial(pairwise_model, n_models=cells.n_models, spec=lap_spec)
     key_laplace, key_init, key_nuts = jax.random.split(jax.random.PRNGKey(seed), 3)
     attrs: dict[str, Any] = {"votes_not_modelled": json.dumps(not_modelled, sort_keys=True)}
 
-    lap = None
+    lap = centring = None
     if method == "laplace" or spec.sampler.init == "laplace":
         t0 = time.perf_counter()
         lap = laplace_approximation(lap_model, lap_kwargs, key_laplace,
-                                    hessian="full" if method == "laplace" else "auto",
-                                    init_values=init_values)
+                                    hessian="full" if method == "laplace" else "auto")
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
                      laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
+        mode = lap.unravel(jnp.asarray(lap.mode))
+        curvature = lap.unravel(jnp.asarray(lap.curvature))
+        centring = (mode, curvature)
         if method == "nuts" and spec.strength.parametrization == "auto":
-            mode = lap.unravel(jnp.asarray(lap.mode))
-            curvature = lap.unravel(jnp.asarray(lap.curvature))
             centred = centre_group(np.asarray(mode["theta_z"]), float(np.exp(mode["sigma"])),
                                    np.asarray(curvature["theta_z"]), cells.n_models)
             spec = _with_strengths(spec, "centered" if centred else "noncentered")
-            if arena is None:
-                model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
-        if arena is not None:  # centre where the data say so
-            model, kwargs = _arena_model(arena, spec, centring=(
-                lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature))))
         if warn and method == "laplace" and not lap.converged:
             warnings.warn(f"Laplace optimisation did not converge (max |gradient| "
                           f"{lap.grad_norm:.2g})", SamplingWarning, stacklevel=2)
+    if arena is not None:  # centre where the data say so
+        model, kwargs = _arena_model(arena, spec, centring=centring)
+    else:
+        model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
 
     if method == "laplace":
         flat = sample_unconstrained(lap, key_nuts, laplace_draws)
