@@ -422,6 +422,23 @@ class AtomArrays:
                           self.style[rows])
 
 
+def tagset_arrays(keys: pd.Series, categories: Sequence[str], spec_name: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Tag-set index of each key (tags joined by the unit separator) and the tag-set
+    membership matrix over ``categories``; a tag without a deviation raises InputError."""
+    codes, uniq = pd.factorize(keys, sort=True)
+    tag_index = {t: c for c, t in enumerate(categories)}
+    tagsets = np.zeros((len(uniq), len(categories)))
+    for g, key in enumerate(uniq):
+        tags = [t for t in str(key).split(_TAG_SEP) if t]
+        missing = [t for t in tags if t not in tag_index]
+        if missing:
+            raise InputError(f"the votes have category tag(s) {_names(missing)} that the "
+                             f"posterior of spec {spec_name!r} has no deviation for")
+        tagsets[g, [tag_index[t] for t in tags]] = 1.0
+    return codes.astype(np.int64), tagsets
+
+
 def atom_arrays(atoms: pd.DataFrame, draws: Draws) -> AtomArrays:
     """Map an atom table (:func:`vote_atoms`) into the posterior's models, tags, voters and
     style scaling; unknown models or tags raise :class:`InputError`."""
@@ -439,17 +456,7 @@ def atom_arrays(atoms: pd.DataFrame, draws: Draws) -> AtomArrays:
     tagset = np.zeros(n, dtype=np.int64)
     tagsets = np.zeros((1, max(len(draws.categories), 1)))
     if spec.categories.enabled:
-        codes, keys = pd.factorize(atoms["tags"], sort=True)
-        tag_index = {t: c for c, t in enumerate(draws.categories)}
-        tagsets = np.zeros((len(keys), len(draws.categories)))
-        for g, key in enumerate(keys):
-            tags = [t for t in str(key).split(_TAG_SEP) if t]
-            missing = [t for t in tags if t not in tag_index]
-            if missing:
-                raise InputError(f"the votes have category tag(s) {_names(missing)} that the "
-                                 f"posterior of spec {spec.name!r} has no deviation for")
-            tagsets[g, [tag_index[t] for t in tags]] = 1.0
-        tagset = codes.astype(np.int64)
+        tagset, tagsets = tagset_arrays(atoms["tags"], draws.categories, spec.name)
     position = np.zeros(n)
     if spec.position.enabled:
         column = "sign" if spec.position.source == "model_a" else "shown"

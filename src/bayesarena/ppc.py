@@ -57,6 +57,7 @@ from bayesarena.loo import (
     atom_arrays,
     atom_log_probs,
     predicted_mask,
+    tagset_arrays,
     vote_atoms,
 )
 from bayesarena.posterior import Posterior
@@ -193,13 +194,8 @@ def _units_from_cells(posterior: Posterior, draws: Draws) -> _Units:
     tagset = np.zeros(n, dtype=np.int64)
     tagsets = np.zeros((1, max(len(draws.categories), 1)))
     if spec.categories.enabled:
-        codes, uniq = pd.factorize(pd.Series([_TAG_SEP.join(t) for t in tag_lists]))
-        tag_index = {t: c for c, t in enumerate(draws.categories)}
-        tagsets = np.zeros((len(uniq), len(draws.categories)))
-        for g, key in enumerate(uniq):
-            for t in (x for x in str(key).split(_TAG_SEP) if x):
-                tagsets[g, tag_index[t]] = 1.0
-        tagset = codes.astype(np.int64)
+        tagset, tagsets = tagset_arrays(pd.Series([_TAG_SEP.join(t) for t in tag_lists]),
+                                        draws.categories, spec.name)
     position = frame["first"].to_numpy(np.float64) if spec.position.enabled else np.zeros(n)
     voter = np.full(n, len(draws.voters), dtype=np.int64)  # the crowd (kappa = 1)
     n_features = 0 if draws.style_coef is None else draws.style_coef.shape[1]
