@@ -72,8 +72,9 @@ def test_recommend_excludes_and_ranks(small_posterior):
     assert len(pairs) == 5
     assert not set(pairs["model_a"]) & set(excluded)
     assert not set(pairs["model_b"]) & set(excluded)
-    assert pairs["eig"].is_monotonic_decreasing
-    assert (pairs["eig"] > 0).all()
+    assert pairs["score"].is_monotonic_decreasing  # greedy: each pick's score only falls
+    assert (pairs["score"] > 0).all()
+    assert len(set(zip(pairs["model_a"], pairs["model_b"], strict=True))) == 5
     with pytest.raises(UnknownModelError):
         recommend_pairs(small_posterior, 2, exclude=["nope"])
 

@@ -1,0 +1,249 @@
+"""Pair-selection policies: which pairs the next ``n`` votes should go to.
+
+A policy turns a :class:`~bayesarena.belief.GaussianBelief` into a batch of pairs.
+
+Score-based (greedy) objectives -- ``eig``, ``rank``, ``topk`` (:mod:`bayesarena.information`):
+    each slot takes the allowed pair with the highest score, then the belief's covariance gets
+    the rank-one update a vote on that pair would make under the linear-Gaussian proxy
+    (``Sigma <- Sigma - k k' / c``, ``k = Sigma u``, ``c = u' Sigma u + 1 / F``; the outcome
+    does not enter, so no outcome has to be imagined). Pairs that share what was just bought
+    lose score, which keeps a batch from being ``k`` copies of one pair (the greedy
+    conditional-variance rule of sequential optimal design; Krause & Guestrin 2005 for its
+    near-optimality under submodular objectives). ``rank`` and ``topk`` scores are updated
+    exactly through that covariance (with their target weights held for the batch); ``eig``
+    scores are rescaled by ``log(1 + F var d') / log(1 + F var d)``, the ratio of the
+    linear-Gaussian information before and after.
+
+Randomised objectives:
+    ``thompson`` -- double Thompson sampling for finding the best (Wu & Liu 2016): ``a`` is the
+    best model in one posterior draw, ``b`` the best other model in a second draw.
+    ``arena`` -- the Chatbot Arena rule (Chiang et al. 2024, Eq. 9):
+    ``P(pair) prop. to sqrt(S / n) - sqrt(S / (n + 1))``, ``S`` the variance of the pair's win
+    probability and ``n`` its votes (the batch's own picks included). Pairs with no vote yet
+    are taken first, in proportion to ``sqrt(S)`` (the formula's limit as ``n -> 0`` puts them
+    above every shown pair).
+    ``uniform`` -- every allowed pair equally likely.
+
+Mixtures (``{"topk": 0.7, "eig": 0.3}``) draw each slot's objective with those probabilities;
+every slot, whatever chose it, updates the shared covariance. The exploration ``floor`` sends a
+share of the slots to uniformly drawn pairs, so every allowed pair has probability at least
+``floor / n_allowed_pairs`` of any vote: estimates stay auditable, and no pair is starved by
+the policy's own beliefs. ``exclude`` removes models; ``budget`` caps how many of the batch's
+votes a model may take; ``weights`` multiply pair scores (and the randomised policies'
+probabilities) by ``w_a w_b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from bayesarena.belief import GaussianBelief, expected_fisher, pair_position
+from bayesarena.information import (
+    eig_gaussian,
+    pair_quadratic,
+    per_vote_gain,
+    rank_target,
+    topk_target,
+)
+from bayesarena.likelihood import outcome_probs
+
+GREEDY = ("eig", "rank", "topk")
+RANDOMISED = ("thompson", "arena", "uniform")
+OBJECTIVES = GREEDY + RANDOMISED
+#: Draws used by Thompson sampling when only a Gaussian belief is given.
+THOMPSON_DRAWS = 1000
+
+
+class Batch(NamedTuple):
+    """A batch of pair choices, in the order they were made."""
+
+    pair: np.ndarray  # (n,) index into the belief's triu pair order
+    model_a: np.ndarray  # (n,) model index
+    model_b: np.ndarray  # (n,) model index
+    source: np.ndarray  # (n,) objective that chose the slot, or "floor"
+    score: np.ndarray  # (n,) the chosen pair's score when chosen (nan for randomised picks)
+
+
+def objective_weights(objective: str | Mapping[str, float]) -> dict[str, float]:
+    """Normalised mixture weights from an objective name or a ``{name: weight}`` mapping."""
+    mix = {objective: 1.0} if isinstance(objective, str) else dict(objective)
+    unknown = [k for k in mix if k not in OBJECTIVES]
+    if unknown:
+        raise ValueError(f"unknown objective(s) {unknown}: choose from {list(OBJECTIVES)}")
+    if not mix or any(not np.isfinite(w) or w < 0 for w in mix.values()) or not sum(
+            mix.values()) > 0:
+        raise ValueError(f"objective weights must be >= 0 with a positive sum, got {mix}")
+    total = sum(mix.values())
+    return {k: w / total for k, w in mix.items() if w > 0}
+
+
+class _Greedy:
+    """Scores of the greedy objectives and their updates as the batch fills."""
+
+    def __init__(self, belief: GaussianBelief, names: list[str], top_k: int,
+                 eig: np.ndarray | None):
+        self.i, self.j = belief.pairs()
+        mom = belief.pair_moments()
+        self.cov = belief.cov.copy()
+        self.var_d = mom.var_d.copy()
+        self.fisher = expected_fisher(belief, mom)
+        self.targets: dict[str, np.ndarray] = {}
+        self.quads: dict[str, np.ndarray] = {}
+        for name in names:
+            if name == "eig":
+                self.eig0 = eig_gaussian(belief, mom) if eig is None else np.asarray(eig)
+                self.var0 = mom.var_d.copy()
+            else:
+                target = rank_target(belief) if name == "rank" else topk_target(belief, top_k)
+                self.targets[name] = target
+                self.quads[name] = pair_quadratic(self.cov @ target @ self.cov,
+                                                  (self.i, self.j))
+
+    def scores(self, name: str) -> np.ndarray:
+        if name == "eig":
+            ratio = np.divide(np.log1p(self.fisher * self.var_d), np.log1p(self.fisher * self.var0),
+                              out=np.zeros_like(self.var_d), where=self.var0 * self.fisher > 0)
+            return self.eig0 * ratio
+        return per_vote_gain(self.quads[name], self.var_d, self.fisher)
+
+    def observe(self, pair: int, a: int, b: int) -> None:
+        """Rank-one update of the covariance for one vote on ``(a, b)``."""
+        if not self.fisher[pair] > 0:
+            return
+        k = self.cov[:, a] - self.cov[:, b]
+        c = self.var_d[pair] + 1.0 / self.fisher[pair]
+        dk = k[self.i] - k[self.j]
+        for name, target in self.targets.items():
+            g = self.cov @ (target @ k)
+            dg = g[self.i] - g[self.j]
+            self.quads[name] += -2.0 / c * dg * dk + float(k @ target @ k) / c**2 * dk**2
+        self.cov -= np.outer(k, k) / c
+        self.var_d = np.maximum(self.var_d - dk**2 / c, 0.0)
+
+
+def arena_rule_weights(
+    win_var: np.ndarray, votes: np.ndarray
+) -> np.ndarray:
+    """Chatbot Arena Eq. 9 weights ``sqrt(S / n) - sqrt(S / (n + 1))`` (unnormalised), with
+    unvoted pairs (``n = 0``) taken first in proportion to ``sqrt(S)``: see the module doc."""
+    win_var = np.maximum(np.asarray(win_var, float), 0.0)
+    votes = np.asarray(votes, float)
+    fresh = votes == 0
+    if fresh.any():
+        return np.where(fresh, np.sqrt(win_var), 0.0)
+    return np.sqrt(win_var / votes) - np.sqrt(win_var / (votes + 1.0))
+
+
+def win_probability_variance(belief: GaussianBelief) -> np.ndarray:
+    """``Var[P(a beats b | theta)]`` per pair under the belief (Gauss-Hermite over the gap)."""
+    from numpy.polynomial.hermite_e import hermegauss
+
+    mom = belief.pair_moments()
+    x, w = hermegauss(12)
+    w = w / w.sum()
+    d = mom.mean_d[:, None] + np.sqrt(mom.var_d)[:, None] * x
+    lik = belief.likelihood
+    p = np.asarray(outcome_probs(d, np.broadcast_to(mom.mean_m[:, None], d.shape),
+                                 ties=lik.ties, both_bad=lik.both_bad, params=belief.outcome,
+                                 link=lik.link))
+    win = p[..., 0] + 0.5 * (p[..., 2] + p[..., 3])  # a tie counts half, as in the arena
+    return np.maximum(win**2 @ w - (win @ w) ** 2, 0.0)
+
+
+def select_batch(
+    belief: GaussianBelief,
+    n: int,
+    *,
+    objective: str | Mapping[str, float] = "eig",
+    rng: np.random.Generator,
+    floor: float = 0.0,
+    top_k: int = 5,
+    exclude: np.ndarray | None = None,
+    budget: np.ndarray | None = None,
+    model_weights: np.ndarray | None = None,
+    distinct: bool = False,
+    draws: np.ndarray | None = None,
+    eig: np.ndarray | None = None,
+) -> Batch:
+    """Choose ``n`` pairs for the next votes (see the module docstring).
+
+    ``exclude``: boolean mask of models never to use; ``budget``: votes each model may take in
+    this batch (``None``: unlimited); ``model_weights``: per-model score multipliers;
+    ``distinct``: no pair twice (a recommendation list) rather than an allocation of votes;
+    ``draws``: strength draws for Thompson sampling (default: draws from the belief); ``eig``:
+    precomputed EIG per pair (e.g. from posterior draws) to use instead of the quadrature.
+    """
+    mix = objective_weights(objective)
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor must be in [0, 1], got {floor}")
+    nm = belief.n_models
+    i, j = belief.pairs()
+    excluded = np.zeros(nm, bool) if exclude is None else np.asarray(exclude, bool)
+    left = np.full(nm, np.inf) if budget is None else np.asarray(budget, float).copy()
+    pair_w = (np.ones(len(i)) if model_weights is None
+              else np.asarray(model_weights, float)[i] * np.asarray(model_weights, float)[j])
+    allowed = ~excluded[i] & ~excluded[j] & (left[i] > 0) & (left[j] > 0) & (pair_w > 0)
+    greedy_names = [k for k in mix if k in GREEDY]
+    state = _Greedy(belief, greedy_names, top_k, eig) if greedy_names else None
+    if "thompson" in mix and draws is None:
+        draws = belief.sample(THOMPSON_DRAWS, rng)
+    if "arena" in mix:
+        win_var = win_probability_variance(belief)
+        votes = belief.pair_votes.astype(float).copy()
+    names, probs = list(mix), np.array(list(mix.values()))
+    out_pair = np.empty(n, np.int64)
+    out_src = np.empty(n, object)
+    out_score = np.full(n, np.nan)
+    for slot in range(n):
+        if not allowed.any():
+            raise ValueError(f"no allowed pair left after {slot} of {n} picks (exclusions, "
+                             "budgets or distinct pairs exhausted the candidates)")
+        if floor > 0 and rng.random() < floor:
+            src = "floor"
+        else:
+            src = names[0] if len(names) == 1 else names[rng.choice(len(names), p=probs)]
+        if src in GREEDY:
+            score = state.scores(src) * pair_w
+            pick = int(np.argmax(np.where(allowed, score, -np.inf)))
+            out_score[slot] = score[pick]
+        elif src == "thompson":
+            pick = _thompson_pick(draws, allowed, i, j, nm, rng)
+        else:
+            if src == "arena":
+                weights = arena_rule_weights(win_var, votes) * pair_w
+            else:  # uniform or the floor
+                weights = pair_w if src == "uniform" else np.ones(len(i))
+            weights = np.where(allowed, weights, 0.0)
+            if not weights.sum() > 0:
+                weights = allowed.astype(float)
+            pick = int(rng.choice(len(i), p=weights / weights.sum()))
+        a, b = int(i[pick]), int(j[pick])
+        out_pair[slot], out_src[slot] = pick, src
+        if state is not None:
+            state.observe(pick, a, b)
+        if "arena" in mix:
+            votes[pick] += 1
+        left[a] -= 1
+        left[b] -= 1
+        if left[a] <= 0 or left[b] <= 0:
+            allowed &= (left[i] > 0) & (left[j] > 0)
+        if distinct:
+            allowed[pick] = False
+    return Batch(out_pair, i[out_pair], j[out_pair], out_src, out_score)
+
+
+def _thompson_pick(draws: np.ndarray, allowed: np.ndarray, i: np.ndarray, j: np.ndarray,
+                   n_models: int, rng: np.random.Generator) -> int:
+    """Double Thompson sampling among allowed pairs: best in one draw, best partner in another."""
+    usable = np.zeros(n_models, bool)
+    usable[i[allowed]] = usable[j[allowed]] = True
+    first, second = draws[rng.integers(len(draws))], draws[rng.integers(len(draws))]
+    a = int(np.argmax(np.where(usable, first, -np.inf)))
+    partner = np.zeros(n_models, bool)
+    partner[j[allowed & (i == a)]] = True
+    partner[i[allowed & (j == a)]] = True
+    b = int(np.argmax(np.where(partner, second, -np.inf)))
+    return int(pair_position(np.array(a), np.array(b), n_models))
