@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import entr, log_ndtr
+from scipy.special import entr, log_ndtr, ndtr
 
 from bayesarena.belief import GaussianBelief, PairMoments, expected_fisher
 from bayesarena.likelihood import OutcomeParams, outcome_probs
@@ -176,15 +176,27 @@ def topk_threshold(mean: np.ndarray, k: int) -> float:
     return 0.5 * (ordered[k - 1] + ordered[k])
 
 
-def topk_target(belief: GaussianBelief, k: int) -> np.ndarray:
-    """``W = diag(w_i)`` of the top-``k`` membership weights (see the module docstring)."""
+def topk_membership(belief: GaussianBelief, k: int) -> np.ndarray:
+    """``P(i in top k) ~ Phi((mu_i - t) / s_i)`` with ``t`` from :func:`topk_threshold`."""
     if not 1 <= k < belief.n_models:
         raise ValueError(f"top-k needs 1 <= k < {belief.n_models} models, got k = {k}")
-    var = np.diag(belief.cov)
-    sd = np.sqrt(np.maximum(var, 0.0))
+    sd = np.sqrt(np.maximum(np.diag(belief.cov), 0.0))
     x = belief.mean - topk_threshold(belief.mean, k)
-    z = np.divide(x, sd, out=np.zeros_like(sd), where=sd > 0)
-    return np.diag(_binary_weight(z, var))
+    return np.where(sd > 0, ndtr(np.divide(x, sd, out=np.zeros_like(sd), where=sd > 0)),
+                    (x > 0).astype(float))
+
+
+def topk_target(belief: GaussianBelief, k: int) -> np.ndarray:
+    """Laplacian of the pairwise-order weights ``w_ij`` times the chance ``r_ij = p_i (1 -
+    p_j) + p_j (1 - p_i)`` that exactly one of ``i, j`` is in the top ``k`` (``p`` from
+    :func:`topk_membership`): the orders that decide the top-``k`` set."""
+    p = topk_membership(belief, k)
+    lap = rank_target(belief)
+    relevance = p[:, None] * (1.0 - p[None, :]) + p[None, :] * (1.0 - p[:, None])
+    off = lap * relevance
+    np.fill_diagonal(off, 0.0)
+    off[np.diag_indices_from(off)] = -off.sum(axis=1)
+    return off
 
 
 def pair_quadratic(quad: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -15,9 +15,10 @@ Laplace approximation under the ``ZeroSumNormal(sigma)`` prior of ``models/*.tom
 normal conditioned on a zero sum is its projection). ``eta`` are the spec's tie and both-bad
 parameters with their spec priors (a threshold on the log scale, Jacobian included).
 
-``sigma`` is held fixed within a solve and then moved by one empirical-Bayes (EM) step,
-``sigma^2 <- (|theta_hat|^2 + tr Sigma) / (n - 1)``: a full fit samples ``sigma``; here its
-posterior is so tight at arena scale that a point value loses nothing visible.
+``sigma`` is held fixed within a solve; each update first moves it by one empirical-Bayes (EM)
+step, ``sigma^2 <- (|theta_hat|^2 + tr Sigma) / (n - 1)`` (:func:`from_counts` iterates that to
+its fixed point). A full fit samples ``sigma``; at arena scale its posterior is so tight that a
+point value loses nothing visible.
 
 Cost per update: one ``(n + p) x (n + p)`` Hessian from JAX over all ``n (n - 1) / 2`` pairs and
 its inverse, a few milliseconds for 200 models, independent of the number of votes.
@@ -47,7 +48,7 @@ class OnlineState(NamedTuple):
 
     counts: np.ndarray  # (n_pairs, 4) outcome counts per pair (win_i, win_j, tie, both bad)
     x: np.ndarray  # (n_models + n_eta,) current mode: theta then eta (unconstrained)
-    sigma: float
+    sigma: float  # the prior scale this mode was solved with
     belief: GaussianBelief
     newton_steps: int
 
@@ -179,10 +180,10 @@ def from_counts(
     spec = load_spec(spec) if isinstance(spec, str) else spec
     state = add_counts(init(models, spec, sigma=sigma), model_i, model_j, counts, spec)
     for _ in range(EM_STEPS):
-        previous = state.sigma
-        state = solve(state.counts, state.x, state.sigma, state.belief.models, spec)
-        if abs(state.sigma - previous) < 1e-4 * previous:
+        new_sigma = em_sigma(state)
+        if abs(new_sigma - state.sigma) < 1e-4 * state.sigma:
             break
+        state = solve(state.counts, state.x, new_sigma, state.belief.models, spec)
     return state
 
 
@@ -193,7 +194,9 @@ def add_counts(
     counts: np.ndarray,
     spec: ModelSpec | str = "bt-davidson",
 ) -> OnlineState:
-    """Add outcome counts of pairs ``(model_i[k], model_j[k])`` (either order) and refit."""
+    """Add outcome counts of pairs ``(model_i[k], model_j[k])`` (either order) and refit,
+    with the prior scale moved by one EM step from the previous state (none for a state
+    without votes)."""
     spec = load_spec(spec) if isinstance(spec, str) else spec
     n = state.belief.n_models
     model_i, model_j = np.asarray(model_i), np.asarray(model_j)
@@ -204,7 +207,8 @@ def add_counts(
     counts[flip] = counts[flip][:, [1, 0, 2, 3]]
     total = state.counts.copy()
     np.add.at(total, pair_position(model_i, model_j, n), counts)
-    return solve(total, state.x, state.sigma, state.belief.models, spec)
+    sigma = em_sigma(state) if state.counts.sum() > 0 else state.sigma
+    return solve(total, state.x, sigma, state.belief.models, spec)
 
 
 def add_votes(
@@ -268,5 +272,11 @@ def solve(
                                for k, name in enumerate(names)})
     belief = GaussianBelief(models, theta, 0.5 * (cov + cov.T), outcome, spec.likelihood,
                             counts.sum(axis=1))
-    new_sigma = float(np.sqrt((theta @ theta + np.trace(cov)) / max(n - 1, 1)))
-    return OnlineState(counts, x, new_sigma, belief, steps)
+    return OnlineState(counts, x, float(sigma), belief, steps)
+
+
+def em_sigma(state: OnlineState) -> float:
+    """One empirical-Bayes (EM) step for the prior scale: ``sqrt((|theta|^2 + tr Sigma) /
+    (n - 1))`` (the posterior expectation of ``sum theta_m^2`` over the identified directions)."""
+    b = state.belief
+    return float(np.sqrt((b.mean @ b.mean + np.trace(b.cov)) / max(b.n_models - 1, 1)))

@@ -612,10 +612,15 @@ def draw_truth(
     voter_discrimination_sd: float = 0.3,
     random_voter_share: float = 0.0,
     adversarial_voter_share: float = 0.0,
+    crowded_top: int = 0,
+    crowded_gap: float = 8.0,
 ) -> HierarchicalTruth:
     """A realistic truth for ``design`` (ratings and category spreads in Elo points).
 
-    * ``theta ~ N(0, (rating_sd / ELO_PER_LOGIT)^2)``, centred to sum to zero;
+    * ``theta ~ N(0, (rating_sd / ELO_PER_LOGIT)^2)``, centred to sum to zero; with
+      ``crowded_top = K`` the ``K`` best models are then squeezed below the best one at
+      ``crowded_gap`` Elo steps (a crowded top: at LMArena the text board's top 10 spanned
+      49 Elo in late 2025, about 5 Elo apart), and theta is centred again;
     * ``delta[:, c] ~ N(0, tau_c^2)``, centred per category, ``tau_c = category_sd_c /
       ELO_PER_LOGIT`` (one value or one per category);
     * ``gamma = position``, ``beta = style_coef`` (default: LMArena's published
@@ -637,7 +642,7 @@ def draw_truth(
     if style_coef.shape != (len(STYLE_FEATURES),):
         raise ValueError(f"style_coef needs {len(STYLE_FEATURES)} values {STYLE_FEATURES}")
     sigma = rating_sd / ELO_PER_LOGIT
-    theta = _centred_normal(sigma, (n_models,), rng)
+    theta = crowd_top(_centred_normal(sigma, (n_models,), rng), crowded_top, crowded_gap)
     tau = np.broadcast_to(np.asarray(category_sd, dtype=float) / ELO_PER_LOGIT, (n_cat,)).copy()
     delta = _centred_normal(tau, (n_models, n_cat), rng)
     kappa, kind = _draw_voter_kappa(design.n_voters, voter_discrimination_sd,
@@ -650,6 +655,19 @@ def draw_truth(
     d, m = _vote_gaps(truth, design)
     log_nu, intercept = _solve_ties(d, m, tie_rate, bothbad_share, bothbad_slope)
     return truth._replace(log_nu=log_nu, bothbad_intercept=intercept)
+
+
+def crowd_top(theta: np.ndarray, k: int, gap: float) -> np.ndarray:
+    """Squeeze the ``k`` strongest of ``theta`` to ``gap`` Elo steps below the best, then
+    centre (``k <= 1`` leaves theta as it is)."""
+    if k <= 1:
+        return theta
+    if k > len(theta):
+        raise ValueError(f"crowded_top = {k} exceeds the {len(theta)} models")
+    theta = theta.copy()
+    order = np.argsort(-theta, kind="stable")[:k]
+    theta[order] = theta[order[0]] - gap / ELO_PER_LOGIT * np.arange(k)
+    return theta - theta.mean()
 
 
 def draw_prior_truth(

@@ -1,0 +1,342 @@
+"""Does active pair selection save votes? Policies in the loop of a simulated arena.
+
+Each run: an :class:`~bayesarena.arena_sim.ArenaSimulator` (LMArena-calibrated defaults, Davidson
+ties at 25% with half of them both-bad) and one policy. Every policy starts from the same
+warm-up votes (each model in two random pairs, so the comparison graph is connected), then
+asks :func:`~bayesarena.policies.select_batch` for the next ``batch`` votes, which the
+simulator casts with common random numbers (the ``k``-th vote on a pair has the same outcome
+under every policy); the belief is refitted after every batch by the streaming Laplace update
+(:mod:`bayesarena.online`, spec ``bt-davidson``). After each refit we record
+
+* ``p_top5``: the posterior probability that the top-5 set is the true top 5 (1,000 draws);
+* ``tau``: Kendall's tau between posterior-mean ranking and truth, and on the true bottom half;
+* ``width``: the mean 95% interval width in Elo;
+* ``min_votes``: the fewest votes any model has had (who is starved).
+
+Votes needed: (i) the first refit with ``p_top5 >= 0.95``; (ii) the refit from which ``tau``
+stays >= 0.9 to the end of the run; (iii) the first refit with ``width <= 52``. A run ends 25%
+after all three are met or at the cap. Late entrant runs: one model is held back until
+``late_after`` votes, then we count its votes-since-entry until the posterior puts it within one
+rank of its true rank with probability >= 0.95.
+
+The bound on (ii)-(iii): a vote on a pair with true gap ``d`` adds ``F(d) u u'`` to the
+precision of theta, whose trace is ``2 F(d) <= 2 F(0)``, so with ``N`` votes
+``mean var >= (n - 1)^2 / (n (prior + 2 N F(0)))`` (AM-HM on the ``n - 1`` identified
+directions). Uniform pairing earns ``2 E_pairs F(d)`` per vote instead of the best ``2 F(0)``:
+the ratio ``E F / F(0)`` is the most any policy can save on interval width (it needs at least
+that fraction of uniform's votes). Reported per scenario.
+
+Scale-out: runs are independent tasks on Dask (``--scheduler ADDRESS`` for a running cluster;
+default a ``LocalCluster`` with one single-threaded worker per core); the results file records
+the configuration and cluster.
+
+    .venv/bin/python benchmarks/active_sampling.py --quick          # a smoke run
+    .venv/bin/python benchmarks/active_sampling.py --seeds 20        # the full study
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SPEC = "bt-davidson"
+THRESHOLDS = {"p_top5": 0.95, "tau": 0.9, "width": 52.0}
+SCENARIOS = {
+    "normal": {"crowded_top": 0},
+    "crowded": {"crowded_top": 10, "crowded_gap": 8.0},
+}
+POLICIES: dict[str, str | dict[str, float]] = {
+    "uniform": "uniform",
+    "arena": "arena",
+    "eig": "eig",
+    "rank": "rank",
+    "topk": "topk",
+    "thompson": "thompson",
+    "topk75+eig25": {"topk": 0.75, "eig": 0.25},
+    "topk50+eig50": {"topk": 0.5, "eig": 0.5},
+    "topk25+eig75": {"topk": 0.25, "eig": 0.75},
+}
+
+
+def metrics(belief, theta_true: np.ndarray, rng: np.random.Generator, *, n_draws: int = 1000,
+            late: int | None = None) -> dict[str, float]:
+    """Accuracy of the belief against the truth (see the module docstring)."""
+    from bayesarena.scale import ELO_PER_LOGIT
+
+    draws = belief.sample(n_draws, rng)
+    n = len(theta_true)
+    true_top = np.sort(np.argsort(-theta_true)[:5])
+    top = np.sort(np.argpartition(-draws, 5, axis=1)[:, :5], axis=1)
+    bottom = np.argsort(-theta_true)[n // 2:]
+    out = {
+        "p_top5": float(np.all(top == true_top, axis=1).mean()),
+        "tau": float(kendalltau(belief.mean, theta_true).statistic),
+        "tau_bottom": float(kendalltau(belief.mean[bottom], theta_true[bottom]).statistic),
+        "width": float(np.mean(2 * 1.959964 * np.sqrt(np.clip(np.diag(belief.cov), 0, None)))
+                       * ELO_PER_LOGIT),
+    }
+    if late is not None:
+        true_rank = int(np.sum(theta_true > theta_true[late])) + 1
+        ranks = 1 + np.sum(draws > draws[:, [late]], axis=1)
+        out["p_late_placed"] = float(np.mean(np.abs(ranks - true_rank) <= 1))
+    return out
+
+
+def run_one(policy: str, seed: int, n_models: int, scenario: str, *, batch: int, cap: int,
+            floor: float = 0.0, late_after: int | None = None) -> dict:
+    """One policy on one simulated arena; returns the trajectory and the votes needed."""
+    import warnings
+
+    from bayesarena import online
+    from bayesarena.arena_sim import ArenaConfig, ArenaSimulator
+    from bayesarena.policies import select_batch
+
+    warnings.filterwarnings("ignore")
+    late = late_after is not None
+    cfg = ArenaConfig(n_models=n_models, late_models=1 if late else 0,
+                      late_after=late_after or 0, late_top=10 if late else 0,
+                      **SCENARIOS[scenario])
+    sim = ArenaSimulator(cfg, seed=seed)
+    theta = sim.theta
+    warm = np.random.default_rng([seed, 11])  # the same warm-up for every policy
+    avail = np.flatnonzero(sim.available())
+    perm = warm.permutation(avail)
+    a = np.concatenate([perm, warm.permutation(avail)])
+    b = np.concatenate([np.roll(perm, 1), warm.permutation(avail)])
+    keep = a != b
+    votes = sim.vote(a[keep], b[keep])
+    state = online.add_votes(online.init(sim.models, SPEC), votes.model_a, votes.model_b,
+                             votes.outcome, SPEC)
+    rng = np.random.default_rng([seed, 23, sum(map(ord, policy))])
+    metric_rng = np.random.default_rng([seed, 29])
+    trajectory: list[dict] = []
+    done_at: int | None = None
+    entered_at = None
+    t0 = time.perf_counter()
+    while sim.n_votes < cap:
+        available = sim.available()
+        if late and entered_at is None and available[sim.late[0]]:
+            entered_at = sim.n_votes
+        chosen = select_batch(state.belief, batch, objective=POLICIES[policy], rng=rng,
+                              floor=floor, top_k=5, exclude=~available)
+        votes = sim.vote(chosen.model_a, chosen.model_b)
+        state = online.add_votes(state, votes.model_a, votes.model_b, votes.outcome, SPEC)
+        row = {"votes": sim.n_votes, "newton": state.newton_steps,
+               **metrics(state.belief, theta, metric_rng, late=sim.late[0] if late else None)}
+        per_model = np.zeros(n_models)
+        i, j = state.belief.pairs()
+        np.add.at(per_model, i, state.belief.pair_votes)
+        np.add.at(per_model, j, state.belief.pair_votes)
+        row["min_votes"] = int(per_model[available].min())
+        if late:
+            row["late_votes"] = int(per_model[sim.late[0]])
+        trajectory.append(row)
+        if late:
+            if entered_at is not None and row["p_late_placed"] >= 0.95:
+                break
+            continue
+        needed = votes_needed(trajectory)
+        if done_at is None and all(v is not None for v in needed.values()):
+            done_at = sim.n_votes
+        if done_at is not None and sim.n_votes >= 1.25 * done_at:
+            break
+    out = {"policy": policy, "seed": seed, "n_models": n_models, "scenario": scenario,
+           "batch": batch, "cap": cap, "floor": floor, "seconds": time.perf_counter() - t0,
+           "trajectory": trajectory}
+    if late:
+        placed = [r for r in trajectory if r.get("p_late_placed", 0) >= 0.95
+                  and entered_at is not None and r["votes"] > entered_at]
+        out["late_after"] = late_after
+        out["late_true_rank"] = int(np.sum(theta > theta[sim.late[0]]) + 1)
+        out["late_votes_needed"] = placed[0]["late_votes"] if placed else None
+        out["late_total_votes_needed"] = placed[0]["votes"] - entered_at if placed else None
+    else:
+        out["needed"] = votes_needed(trajectory)
+    return out
+
+
+def votes_needed(trajectory: list[dict]) -> dict[str, int | None]:
+    """Votes at which each criterion is met (``None``: not within the run)."""
+    def first(ok):
+        hits = [r["votes"] for r in trajectory if ok(r)]
+        return hits[0] if hits else None
+
+    tau_ok = [r["tau"] >= THRESHOLDS["tau"] for r in trajectory]
+    stays = None
+    if tau_ok and tau_ok[-1]:
+        k = len(tau_ok) - 1
+        while k > 0 and tau_ok[k - 1]:
+            k -= 1
+        stays = trajectory[k]["votes"]
+    return {"top5": first(lambda r: r["p_top5"] >= THRESHOLDS["p_top5"]),
+            "tau": stays,
+            "width": first(lambda r: r["width"] <= THRESHOLDS["width"])}
+
+
+def fisher_bound(n_models: int, scenario: str, seed: int) -> dict[str, float]:
+    """``E_pairs F(d) / F(0)`` for the simulated truth: the share of uniform's votes that
+    the best conceivable policy still needs for the interval-width criterion."""
+    from bayesarena.arena_sim import ArenaConfig, ArenaSimulator
+    from bayesarena.belief import fisher_information, pair_indices
+    from bayesarena.likelihood import OutcomeParams
+    from bayesarena.scale import ELO_PER_LOGIT
+    from bayesarena.spec import load_spec
+
+    sim = ArenaSimulator(ArenaConfig(n_models=n_models, **SCENARIOS[scenario]), seed=seed)
+    tr = sim.truth
+    params = OutcomeParams(log_nu=tr.log_nu, bothbad_intercept=tr.bothbad_intercept,
+                           bothbad_slope=tr.bothbad_slope)
+    lik = load_spec(SPEC).likelihood
+    i, j = pair_indices(n_models)
+    d, m = tr.theta[i] - tr.theta[j], 0.5 * (tr.theta[i] + tr.theta[j])
+    f_pairs = fisher_information(d, m, lik, params)
+    f_best = float(fisher_information(np.zeros(1), m[:1] * 0, lik, params)[0])
+    target_var = (THRESHOLDS["width"] / (2 * 1.959964 * ELO_PER_LOGIT)) ** 2
+    n = n_models
+    return {"mean_fisher_uniform": float(f_pairs.mean()), "fisher_max": f_best,
+            "ratio": float(f_pairs.mean() / f_best),
+            "min_votes_any_policy_width": float((n - 1) ** 2 / (n * target_var) / (2 * f_best)),
+            "min_votes_uniform_width": float((n - 1) ** 2 / (n * target_var)
+                                             / (2 * f_pairs.mean()))}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Median and 10-90% range of votes needed per policy, and paired per-seed ratios (seeds
+    where neither policy met the criterion are left out of the ratio)."""
+    out: dict = {}
+    keys = sorted({(r["n_models"], r["scenario"], "late_after" in r) for r in runs})
+    for n_models, scenario, late in keys:
+        group = [r for r in runs if r["n_models"] == n_models and r["scenario"] == scenario
+                 and ("late_after" in r) == late]
+        label = f"{n_models} models, {scenario}{', late entrant' if late else ''}"
+        crits = ["late"] if late else ["top5", "tau", "width"]
+        table: dict = {}
+        by = {(r["policy"], r["seed"]): r for r in group}
+        for policy in POLICIES:
+            seeds = sorted(s for p, s in by if p == policy)
+            if not seeds:
+                continue
+            row: dict = {"seeds": len(seeds)}
+            for c in crits:
+                # a criterion not met within a run counts as met at the cap (censored): this
+                # understates the advantage of a policy whose baseline did not get there
+                vals = [_needed(by[(policy, s)], c) for s in seeds]
+                capped = [by[(policy, s)]["cap"] if v is None else v
+                          for s, v in zip(seeds, vals, strict=True)]
+                row[c] = {"median": float(np.median(capped)),
+                          "q10": float(np.percentile(capped, 10)),
+                          "q90": float(np.percentile(capped, 90)),
+                          "reached": sum(v is not None for v in vals)}
+                for base in ("uniform", "arena"):
+                    ratios = []
+                    for s, mine in zip(seeds, capped, strict=True):
+                        if (base, s) not in by:
+                            continue
+                        ref = _needed(by[(base, s)], c)
+                        ref = by[(base, s)]["cap"] if ref is None else ref
+                        if vals[seeds.index(s)] is None and _needed(by[(base, s)], c) is None:
+                            continue  # neither got there: no information
+                        ratios.append(mine / ref)
+                    row[c][f"ratio_to_{base}"] = (
+                        {"median": float(np.median(ratios)),
+                         "q10": float(np.percentile(ratios, 10)),
+                         "q90": float(np.percentile(ratios, 90)), "n": len(ratios)}
+                        if ratios else None)
+            final = [by[(policy, s)]["trajectory"][-1] for s in seeds]
+            row["final_tau_bottom"] = float(np.median([f["tau_bottom"] for f in final]))
+            row["final_min_votes"] = float(np.median([f["min_votes"] for f in final]))
+            row["seconds"] = float(np.median([by[(policy, s)]["seconds"] for s in seeds]))
+            table[policy] = row
+        out[label] = table
+    return out
+
+
+def _needed(run: dict, crit: str) -> int | None:
+    if not run:
+        return None
+    if crit == "late":
+        return run.get("late_total_votes_needed")
+    return run["needed"][crit]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--models", type=int, nargs="+", default=[50, 200])
+    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    ap.add_argument("--policies", nargs="+", default=list(POLICIES))
+    ap.add_argument("--batch", type=int, nargs="+", default=[500, 2000],
+                    help="votes per refit, one per --models entry")
+    ap.add_argument("--cap", type=int, nargs="+", default=[60_000, 300_000],
+                    help="vote cap per run, one per --models entry")
+    ap.add_argument("--late", action="store_true", help="also run the late-entrant study")
+    ap.add_argument("--late-seeds", type=int, default=None)
+    ap.add_argument("--late-policies", nargs="+",
+                    default=["uniform", "arena", "eig", "topk", "topk50+eig50"])
+    ap.add_argument("--no-main", action="store_true", help="only the late-entrant study")
+    ap.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a "
+                    "LocalCluster on this machine)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--quick", action="store_true", help="3 seeds, 30 models: a smoke run")
+    ap.add_argument("--out", default="active_sampling")
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.models, args.batch, args.cap = 3, [30], [300], [30_000]
+    from dask.distributed import Client, LocalCluster
+
+    if args.scheduler:
+        client, cluster_desc = Client(args.scheduler), {"scheduler": args.scheduler}
+    else:
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+        cluster_desc = {"local_cluster": True, "workers": args.workers,
+                        "threads_per_worker": 1}
+    tasks = []
+    for n_models, batch, cap in zip(args.models, args.batch, args.cap, strict=True):
+        for scenario in [] if args.no_main else args.scenarios:
+            for seed in range(args.seeds):
+                for policy in args.policies:
+                    tasks.append(client.submit(run_one, policy, seed, n_models, scenario,
+                                               batch=batch, cap=cap, pure=False))
+        if args.late:
+            for seed in range(args.late_seeds or args.seeds):
+                for policy in args.late_policies:
+                    tasks.append(client.submit(run_one, policy, seed, n_models, "normal",
+                                               batch=batch, cap=cap,
+                                               late_after=4 * n_models * 10, pure=False))
+    t0 = time.perf_counter()
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    runs = [f.result() for f in tqdm(as_completed(tasks), total=len(tasks), desc="runs")]
+    wall = time.perf_counter() - t0
+    bounds = {f"{n} models, {s}": fisher_bound(n, s, 0) for n in args.models
+              for s in args.scenarios}
+    result = {
+        "config": {**{k: v for k, v in vars(args).items() if k != "quick"},
+                   "thresholds": THRESHOLDS, "policies": POLICIES, "spec": SPEC,
+                   "cluster": cluster_desc, "machine": {"cpus": os.cpu_count(),
+                                                        "python": platform.python_version()}},
+        "wall_seconds": wall,
+        "fisher_bound": bounds,
+        "summary": summarise(runs),
+        "runs": runs,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{args.out}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path} ({len(runs)} runs, {wall:.0f} s)")
+    client.close()
+
+
+if __name__ == "__main__":
+    main()
