@@ -87,9 +87,10 @@ class _Greedy:
                  eig: np.ndarray | None):
         self.i, self.j = belief.pairs()
         mom = belief.pair_moments()
+        self._belief, self._moments, self._fisher = belief, mom, None
+        self.picks = 0
         self.cov = belief.cov.copy()
         self.var_d = mom.var_d.copy()
-        self.fisher = expected_fisher(belief, mom)
         self.targets: dict[str, np.ndarray] = {}
         self.quads: dict[str, np.ndarray] = {}
         for name in names:
@@ -102,8 +103,18 @@ class _Greedy:
                 self.quads[name] = pair_quadratic(self.cov @ target @ self.cov,
                                                   (self.i, self.j))
 
+    @property
+    def fisher(self) -> np.ndarray:
+        """Expected Fisher information per pair, computed on first use (a one-pick ``eig``
+        recommendation never needs it)."""
+        if self._fisher is None:
+            self._fisher = expected_fisher(self._belief, self._moments)
+        return self._fisher
+
     def scores(self, name: str) -> np.ndarray:
         if name == "eig":
+            if self.picks == 0:
+                return self.eig0
             ratio = np.divide(np.log1p(self.fisher * self.var_d), np.log1p(self.fisher * self.var0),
                               out=np.zeros_like(self.var_d), where=self.var0 * self.fisher > 0)
             return self.eig0 * ratio
@@ -111,6 +122,7 @@ class _Greedy:
 
     def observe(self, pair: int, a: int, b: int) -> None:
         """Rank-one update of the covariance for one vote on ``(a, b)``."""
+        self.picks += 1
         if not self.fisher[pair] > 0:
             return
         k = self.cov[:, a] - self.cov[:, b]
@@ -222,7 +234,7 @@ def select_batch(
             pick = int(rng.choice(len(i), p=weights / weights.sum()))
         a, b = int(i[pick]), int(j[pick])
         out_pair[slot], out_src[slot] = pick, src
-        if state is not None:
+        if state is not None and slot < n - 1:
             state.observe(pick, a, b)
         if "arena" in mix:
             votes[pick] += 1
