@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
-    frame, truth = ba.simulate_arena(args.models, args.votes, seed=0)
+    frame, _ = ba.simulate_arena(args.models, args.votes, seed=0)
     cells = ba.aggregate(ba.read_votes(frame))
     state = online.from_counts(cells.models, cells.model_i, cells.model_j, cells.counts)
     rows: dict[str, dict] = {}
