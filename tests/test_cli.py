@@ -46,3 +46,28 @@ def test_missing_file_and_bad_format(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = run("fit", "x.csv", "--model", "no-such-spec", cwd=tmp_path)
     assert r.returncode == 2
+
+
+def test_simulate_with_policy_and_recommend_mixture(tmp_path):
+    r = run("simulate", "-o", "votes.csv", "--models", "8", "--votes", "1200", "--policy",
+            "topk", "--batch", "300", "--crowded-top", "3", "--truth", "truth.csv",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    votes = pd.read_csv(tmp_path / "votes.csv")
+    assert len(votes) == 1200 and set(votes.winner) <= {"model_a", "model_b", "tie",
+                                                        "tie (bothbad)"}
+    truth = pd.read_csv(tmp_path / "truth.csv")
+    top = truth.sort_values("rating", ascending=False).rating.to_numpy()[:3]
+    assert abs(top[0] - top[1] - 8.0) < 1e-9 and abs(top[1] - top[2] - 8.0) < 1e-9
+    r = run("fit", "votes.csv", "-o", "post.nc", "--method", "laplace", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run("recommend", "post.nc", "-k", "4", "--objective", "topk=0.7", "--objective",
+            "eig=0.3", "--budget", "model-0=1", "--exclude", "model-1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()[1:]
+    assert len(lines) == 4 and not any("model-1 " in f"{ln} " for ln in lines)
+    assert sum("model-0 " in f"{ln} " for ln in lines) <= 1
+    r = run("recommend", "post.nc", "--objective", "best", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown objective" in r.stderr
+    r = run("simulate", "--policy", "greedy", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown --policy" in r.stderr

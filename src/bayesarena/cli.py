@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich import box
 from rich.console import Console
@@ -179,37 +180,114 @@ def simulate(
                                          ".jsonl).")] = Path("votes.csv"),
     models: Annotated[int, typer.Option(help="Number of models.")] = 30,
     votes: Annotated[int, typer.Option(help="Number of votes.")] = 20_000,
-    rating_sd: Annotated[float, typer.Option(help="Spread of true ratings (Elo).")] = 100.0,
-    tie_rate: Annotated[float, typer.Option(help="Share of ties, both-bad included.")] = 0.30,
+    rating_sd: Annotated[float, typer.Option(help="Spread of true ratings (Elo); LMArena's "
+                                             "text board: 140.")] = 140.0,
+    tie_rate: Annotated[float, typer.Option(help="Share of ties, both-bad included.")] = 0.25,
+    crowded_top: Annotated[int, typer.Option(help="Squeeze the top K models 8 Elo apart.")
+                           ] = 0,
+    categories: Annotated[list[str] | None, typer.Option(
+        "--category", help="A prompt category (repeat); deviations sd 22 Elo.")] = None,
+    voters: Annotated[int, typer.Option(help="Named voters (heavy-tailed votes each).")] = 0,
+    style: Annotated[bool, typer.Option(help="Simulate answer styles (conv_metadata).")
+                     ] = False,
+    policy: Annotated[str, typer.Option(help="Pairing policy in the loop: uniform, arena, "
+                                        "eig, rank, topk, thompson.")] = "uniform",
+    batch: Annotated[int, typer.Option(help="Votes between belief updates (policy in the "
+                                       "loop).")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     truth: Annotated[Path | None, typer.Option(help="Also write the true ratings (CSV).")
                      ] = None,
 ) -> None:
-    """Simulate votes from a known truth."""
-    from bayesarena.simulate import simulate_arena
+    """Simulate an arena (LMArena-calibrated defaults) with a pairing policy in the loop."""
+    from bayesarena import online
+    from bayesarena.arena_sim import ArenaConfig, ArenaSimulator
+    from bayesarena.policies import OBJECTIVES, select_batch
+    from bayesarena.scale import DEFAULT_BASE, ELO_PER_LOGIT
 
-    if models < 2 or votes < 1:
-        raise BayesArenaError("--models must be >= 2 and --votes >= 1")
-    df, true = simulate_arena(models, votes, rating_sd=rating_sd, tie_rate=tie_rate, seed=seed)
-    _write_table(df, output)
-    console.print(f"{len(df):,} votes among {models} models written to {output}",
-                  highlight=False)
+    if models < 2 or votes < 1 or batch < 1:
+        raise BayesArenaError("--models must be >= 2, --votes and --batch >= 1")
+    if policy not in OBJECTIVES:
+        raise BayesArenaError(f"unknown --policy {policy!r}: choose from {list(OBJECTIVES)}")
+    sim = ArenaSimulator(ArenaConfig(n_models=models, rating_sd=rating_sd, tie_rate=tie_rate,
+                                     crowded_top=crowded_top,
+                                     categories=tuple(categories or ()), n_voters=voters,
+                                     style=style), seed=seed)
+    rng = np.random.default_rng(seed)
+    state = online.init(sim.models) if policy != "uniform" else None
+    with console.status("simulating votes") as status:
+        while sim.n_votes < votes:
+            size = min(batch, votes - sim.n_votes)
+            if state is None:
+                a = rng.integers(0, models, size)
+                b = (a + rng.integers(1, models, size)) % models
+            else:
+                chosen = select_batch(state.belief, size, objective=policy, rng=rng)
+                a, b = chosen.model_a, chosen.model_b
+            flip = rng.random(size) < 0.5  # either model may be shown first
+            a, b = np.where(flip, b, a), np.where(flip, a, b)
+            cast = sim.vote(a, b)
+            if state is not None:
+                state = online.add_votes(state, cast.model_a, cast.model_b, cast.outcome)
+            status.update(f"simulating votes: {sim.n_votes:,} / {votes:,}")
+    _write_table(sim.frame(), output)
+    console.print(f"{sim.n_votes:,} votes among {models} models ({policy} pairing) written "
+                  f"to {output}", highlight=False)
     if truth is not None:
-        _write_table(true.ratings().rename_axis("model").reset_index(), truth)
+        import pandas as pd
+
+        ratings = pd.DataFrame({"model": sim.models,
+                                "rating": DEFAULT_BASE + ELO_PER_LOGIT * sim.theta})
+        _write_table(ratings, truth)
 
 
 @command
 def recommend(
     posterior: Annotated[Path, typer.Argument(help="Posterior file.")],
     k: Annotated[int, typer.Option("-k", help="Number of pairs.")] = 10,
+    objective: Annotated[list[str] | None, typer.Option(
+        help="eig | rank | topk | thompson | arena | uniform, or NAME=WEIGHT (repeat for a "
+             "mixture, e.g. --objective topk=0.7 --objective eig=0.3).")] = None,
+    category: Annotated[str | None, typer.Option(help="Pairs for a prompt of this category."
+                                                 )] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Models never to propose.")] = None,
+    budget: Annotated[list[str] | None, typer.Option(
+        help="MODEL=N: at most N of the k pairs may use MODEL (repeat).")] = None,
+    floor: Annotated[float, typer.Option(help="Share of picks drawn uniformly (exploration "
+                                         "floor).")] = 0.0,
+    top_k: Annotated[int, typer.Option(help="k of the topk objective.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Recommend the next pairs to show (expected information gain)."""
+    """Recommend the next pairs to show (information-targeted or baseline policies)."""
     from bayesarena.posterior import Posterior
     from bayesarena.recommend import recommend_pairs
 
-    table = recommend_pairs(Posterior.load(posterior), k, exclude=exclude or ())
+    table = recommend_pairs(
+        Posterior.load(posterior), k, objective=_mixture(objective or ["eig"]),
+        category=category, exclude=exclude or (), budget=_assignments(budget, int, "--budget"),
+        floor=floor, top_k=top_k, seed=seed)
     console.print(table.to_string(index=False), highlight=False)
+
+
+def _assignments(items: list[str] | None, cast: type, option: str) -> dict | None:
+    """``["a=1", "b=2"]`` -> ``{"a": 1, "b": 2}``; refuses anything else by name."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name] = cast(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise BayesArenaError(f"{option} expects NAME=VALUE, got {item!r}")
+    return out
+
+
+def _mixture(items: list[str]) -> str | dict[str, float]:
+    if len(items) == 1 and "=" not in items[0]:
+        return items[0]
+    return _assignments([i if "=" in i else f"{i}=1" for i in items], float, "--objective")
 
 
 @command
@@ -397,6 +475,57 @@ def ppc(
                   f"(two-sided posterior predictive p < {FLAG_P:g})", highlight=False)
     if figure is not None:
         console.print(f"figure written to {figure}", highlight=False)
+
+
+@command
+def publish(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesarena fit`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Site folder to write.")
+                      ] = Path("site"),
+    title: Annotated[str | None, typer.Option(help="Page title.")] = None,
+    prob: Annotated[float, typer.Option(help="Credible level.")] = 0.95,
+) -> None:
+    """Write a self-contained static leaderboard site (index.html plus CSV/JSON downloads)."""
+    from bayesarena.posterior import Posterior
+    from bayesarena.publish import publish as publish_site
+
+    index = publish_site(Posterior.load(posterior), output, title=title, prob=prob)
+    console.print(f"site written to {output}/ (open {index})", highlight=False)
+
+
+@command
+def audit(
+    data: Annotated[Path, typer.Argument(help="Votes: CSV, JSON, JSONL or Parquet file.")],
+    spec: Annotated[str, typer.Option("--spec", "-s", help="Pairwise spec name or "
+                                      "models/X.toml.")] = "bt-davidson",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")
+                      ] = None,
+    top: Annotated[int, typer.Option(help="Top ranks whose stability is studied.")] = 3,
+    heavy_voters: Annotated[int, typer.Option(
+        help="Heaviest voters refitted without their votes.")] = 10,
+    replicates: Annotated[int, typer.Option(
+        help="Posterior predictive replicates of the intransitivity check.")] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    drop_invalid: Annotated[bool, typer.Option(
+        help="Drop invalid rows (counted in the summary) instead of refusing the file.")] = False,
+) -> None:
+    """Audit a vote set: coverage, position bias, intransitivity, heavy voters and the votes
+    that decide #1 (Laplace refits), as Markdown or JSON."""
+    from bayesarena.audit import audit as run_audit
+    from bayesarena.audit import render as render_audit
+    from bayesarena.io import read_votes
+
+    if fmt not in ("md", "json"):
+        raise BayesArenaError(f"unknown audit format {fmt!r}: use 'md' or 'json'")
+    votes = read_votes(data, on_invalid="drop" if drop_invalid else "raise")
+    report = run_audit(votes, spec=spec, top=top, heavy_voters=heavy_voters, seed=seed,
+                       replicates=replicates)
+    if output is None:
+        sys.stdout.write(render_audit(report, fmt))
+    else:
+        report.write(output, fmt)
+        console.print(f"audit written to {output}", highlight=False)
 
 
 def _write_table(df, path: Path) -> None:
