@@ -365,3 +365,23 @@ def test_simulator_frame_reads_back():
     assert isinstance(frame, pd.DataFrame) and len(frame) == 300
     votes = ba.read_votes(frame)
     assert votes.summary.rows_used == 300
+
+
+def test_category_aware_recommendation():
+    """For a category the belief is built from that category's strengths theta + delta_c."""
+    from bayesarena.simulate import simulate_hierarchical_arena
+    from bayesarena.spec import parse_spec
+
+    frame, _ = simulate_hierarchical_arena(6, 1500, categories=("coding", "math"),
+                                           n_voters=0, style=False, multi_tag=False, seed=3)
+    spec = parse_spec({"name": "categories", "categories": {"enabled": True}})
+    post = ba.fit(frame, spec, method="laplace", seed=0)
+    for category in ("coding", "math"):
+        b = belief_from_posterior(post, category)
+        assert np.allclose(b.mean, post.strength_draws(category).mean(axis=0))
+        table = recommend_pairs(post, 2, category=category, objective="topk", top_k=2)
+        assert len(table) == 2
+    overall = belief_from_posterior(post)
+    assert not np.allclose(overall.mean, belief_from_posterior(post, "coding").mean)
+    with pytest.raises(BayesArenaError):
+        recommend_pairs(post, 2, category="poetry")
