@@ -333,55 +333,9 @@ def _median_curve(runs: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
 def plot(result: dict, path: Path) -> None:
     """Votes vs accuracy per policy (median over seeds) and the targeted/whole-ranking
     trade-off, one row per scenario."""
-    import matplotlib
+    from bayesarena.plots import plot_active_sampling, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups: dict[str, list[dict]] = {}
-    for r in result["runs"]:
-        if "late_after" in r:
-            continue
-        groups.setdefault(f"{r['n_models']} models, {r['scenario']}", []).append(r)
-    keys = [("p_top5", "P(top-5 set correct)", THRESHOLDS["p_top5"]),
-            ("tau", "Kendall tau", THRESHOLDS["tau"]),
-            ("width", "mean 95% CrI width (Elo)", THRESHOLDS["width"])]
-    colours = plt.get_cmap("tab10").colors  # Okabe-Ito-like distinct hues; lines also dashed
-    styles = ["-", "--", "-.", ":"]
-    fig, axes = plt.subplots(len(groups), 4, figsize=(16, 3.6 * len(groups)), squeeze=False)
-    for row, (label, runs) in enumerate(sorted(groups.items())):
-        cap = max(r["cap"] for r in runs)
-        grid = np.linspace(0, cap, 200)
-        for col, (key, name, thr) in enumerate(keys):
-            ax = axes[row, col]
-            for k, policy in enumerate(POLICIES):
-                mine = [r for r in runs if r["policy"] == policy]
-                if mine:
-                    ax.plot(grid, _median_curve(mine, key, grid), color=colours[k % 10],
-                            ls=styles[k % 4], lw=1.4, label=policy)
-            ax.axhline(thr, color="grey", lw=0.8)
-            ax.set(title=f"{label}: {name}", xlabel="votes")
-            if key == "width":
-                ax.set_yscale("log")
-        ax = axes[row, 3]
-        table = result["summary"].get(label, {})
-        for k, policy in enumerate(POLICIES):
-            cell = table.get(policy)
-            if not cell or not cell["top5"]["ratio_to_uniform"]:
-                continue
-            saving = 1 - cell["top5"]["ratio_to_arena"]["median"]
-            cost = max(cell[c]["ratio_to_uniform"]["median"] for c in ("tau", "width")
-                       if cell[c]["ratio_to_uniform"]) - 1
-            ax.scatter(cost, saving, color=colours[k % 10], s=40)
-            ax.annotate(policy, (cost, saving), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-        ax.axvline(0.10, color="grey", lw=0.8, ls="--")
-        ax.set(title=f"{label}: trade-off", xlabel="cost on (ii)/(iii) vs uniform "
-               "(ratio - 1)", ylabel="saving on (i) vs arena rule")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save(plot_active_sampling(result), path)
 
 
 def main() -> None:

@@ -528,6 +528,37 @@ def audit(
         console.print(f"audit written to {output}", highlight=False)
 
 
+@command
+def plot(
+    source: Annotated[Path, typer.Argument(help="Posterior file from `bayesarena fit` (for "
+                                           "active-sampling: a benchmark results JSON).")],
+    kind: Annotated[str, typer.Argument(help="forest | rank-heatmap | win-matrix | "
+                                        "category-shifts | ppc | active-sampling")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Figure file: .png, .pdf, "
+                                         ".svg ...")] = Path("figure.png"),
+    category: Annotated[str | None, typer.Option(
+        help="A category board (forest, rank-heatmap, win-matrix) or the one category shown "
+             "(category-shifts).")] = None,
+    top: Annotated[int | None, typer.Option(help="Show only the N best models.")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="The votes the posterior was fitted to (required by ppc).")] = None,
+    prob: Annotated[float, typer.Option(help="Credible level.")] = 0.95,
+) -> None:
+    """Draw a figure (colour-blind-safe, sized for a paper, 200 dpi)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesarena.plots import plot as draw
+    from bayesarena.plots import save
+
+    fig = draw(source, kind, category=category, top=top, data=data, prob=prob)
+    save(fig, output)
+    plt.close(fig)  # only the ppc figure is drawn through pyplot; closing others is a no-op
+    console.print(f"{kind} figure written to {output}", highlight=False)
+
+
 def _write_table(df, path: Path) -> None:
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
