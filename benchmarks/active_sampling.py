@@ -338,6 +338,16 @@ def plot(result: dict, path: Path) -> None:
     save(plot_active_sampling(result), path)
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
@@ -402,7 +412,8 @@ def main() -> None:
     result = {
         "config": {**{k: v for k, v in vars(args).items() if k != "quick"},
                    "thresholds": THRESHOLDS, "policies": POLICIES, "spec": SPEC,
-                   "cluster": cluster_desc, "machine": {"cpus": os.cpu_count(),
+                   "cluster": cluster_desc, "commit": _git_commit(),
+                   "machine": {"cpus": os.cpu_count(),
                                                         "python": platform.python_version()}},
         "wall_seconds": wall,
         "fisher_bound": bounds,

@@ -209,14 +209,17 @@ def select_batch(
     out_pair = np.empty(n, np.int64)
     out_src = np.empty(n, object)
     out_score = np.full(n, np.nan)
+    # each slot's objective: "floor" with probability `floor`, else drawn from the mixture
+    sources = np.asarray(names, dtype=object)[rng.choice(len(names), size=n, p=probs)]
+    if floor > 0:
+        sources[rng.random(n) < floor] = "floor"
+    if budget is None and not distinct and set(sources) <= {"uniform", "floor"}:
+        return _independent_batch(sources, allowed, pair_w, i, j, rng)
     for slot in range(n):
         if not allowed.any():
             raise ValueError(f"no allowed pair left after {slot} of {n} picks (exclusions, "
                              "budgets or distinct pairs exhausted the candidates)")
-        if floor > 0 and rng.random() < floor:
-            src = "floor"
-        else:
-            src = names[0] if len(names) == 1 else names[rng.choice(len(names), p=probs)]
+        src = sources[slot]
         if src in GREEDY:
             score = state.scores(src) * pair_w
             pick = int(np.argmax(np.where(allowed, score, -np.inf)))
@@ -245,6 +248,23 @@ def select_batch(
         if distinct:
             allowed[pick] = False
     return Batch(out_pair, i[out_pair], j[out_pair], out_src, out_score)
+
+
+def _independent_batch(sources: np.ndarray, allowed: np.ndarray, pair_w: np.ndarray,
+                       i: np.ndarray, j: np.ndarray, rng: np.random.Generator) -> Batch:
+    """All slots at once when every slot is an independent uniform or floor draw (no budget,
+    no distinct pairs): the same distribution as the slot-by-slot loop, without the loop."""
+    if not allowed.any():
+        raise ValueError("no allowed pair left after 0 picks (exclusions or budgets exhausted "
+                         "the candidates)")
+    pick = np.empty(len(sources), np.int64)
+    for src in ("uniform", "floor"):
+        rows = np.flatnonzero(sources == src)
+        w = np.where(allowed, pair_w if src == "uniform" else 1.0, 0.0)
+        if not w.sum() > 0:
+            w = allowed.astype(float)
+        pick[rows] = rng.choice(len(i), size=len(rows), p=w / w.sum())
+    return Batch(pick, i[pick], j[pick], sources, np.full(len(sources), np.nan))
 
 
 def _thompson_pick(draws: np.ndarray, allowed: np.ndarray, i: np.ndarray, j: np.ndarray,
