@@ -422,7 +422,10 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.out}.json"
-    path.write_text(json.dumps(result, indent=1))
+    for run in runs:  # 5 significant digits keep the file small; summaries use full precision
+        run["trajectory"] = [{k: float(f"{v:.5g}") if isinstance(v, float) else v
+                              for k, v in row.items()} for row in run["trajectory"]]
+    path.write_text(json.dumps(result, separators=(",", ":")))
     (RESULTS / f"{args.out}.md").write_text(report(result))
     plot(result, RESULTS / f"{args.out}.png")
     print(f"wrote {path} ({len(runs)} runs, {wall:.0f} s)")
