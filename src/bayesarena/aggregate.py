@@ -17,7 +17,9 @@ to numpy. Each vote is oriented to its unordered pair ``(i, j)`` with ``i`` the 
     FROM votes WHERE <selection> GROUP BY ALL
 
 For the counts form the count columns are summed the same way (``wins_a`` goes to ``win_i``
-when ``model_a`` is the smaller name, to ``win_j`` otherwise).
+when ``model_a`` is the smaller name, to ``win_j`` otherwise). The per-vote form is computed in
+two steps with the same result: counts per (category, model_a, model_b) and outcome first, then
+that counts form is oriented (see :func:`_cells_sql`).
 
 The string order assumed is DuckDB's default binary collation, which is Python's code-point
 order; do not pass :func:`~bayesarena.io.read_votes` a connection with ``default_collation``
@@ -51,7 +53,7 @@ from bayesarena.validation import (
     sql_in_list,
     sql_literal,
 )
-from bayesarena.votes import CELL_OUTCOMES, COUNT_COLUMNS, Cells, ReadSummary, Votes
+from bayesarena.votes import CELL_OUTCOMES, COUNT_COLUMNS, OUTCOMES, Cells, ReadSummary, Votes
 
 _ALL = "all"
 
@@ -120,7 +122,7 @@ def aggregate(
             + ", ".join(f"{n:,} dropped: {r}" for r, n in summary.dropped.items())
             + ")"
         )
-    cells = _to_cells(rows, by_category, summary)
+    cells = cells_from_rows(rows, by_category, summary)
     if check_graph:
         check_connected(cells)
     return cells
@@ -184,25 +186,36 @@ def _account_selection(
 
 
 def _cells_sql(kind: str, by_category: bool, selected: str) -> str:
-    """The single GROUP BY that orients each row to its unordered pair and counts outcomes."""
+    """The GROUP BY that orients each row to its unordered pair and counts outcomes.
+
+    The per-vote form goes through the counts form: votes are first counted per (category,
+    model_a, model_b), one ``count(*) FILTER (WHERE outcome = ...)`` per outcome (the ordered
+    pair as shown, so no per-row name comparison), and those few groups are then oriented and
+    summed as aggregated counts are. Orienting every row instead (``least``/``greatest`` and
+    ``model_a < model_b`` per row) cost about twice the CPU for cells per pair and a third more
+    per (pair, category) on a 10M-row log (benchmarks/parquet_aggregation.py); same counts.
+    """
     ident = sql_identifier
     a, b = ident("model_a"), ident("model_b")
     a_first = f"{a} < {b}"
+    category = ident("category") if by_category else "CAST(NULL AS VARCHAR)"
+    source = "votes"
     if kind == "votes":
         o = ident("outcome")
-        a_wins = f"({o} = 'win_a' AND {a_first}) OR ({o} = 'win_b' AND NOT {a_first})"
-        b_wins = f"({o} = 'win_b' AND {a_first}) OR ({o} = 'win_a' AND NOT {a_first})"
-        win_i = f"count(*) FILTER (WHERE {a_wins})"
-        win_j = f"count(*) FILTER (WHERE {b_wins})"
-        tie = f"count(*) FILTER (WHERE {o} = 'tie')"
-        tie_bothbad = f"count(*) FILTER (WHERE {o} = 'tie_bothbad')"
-    else:
-        wa, wb = ident("wins_a"), ident("wins_b")
-        win_i = f"sum(CASE WHEN {a_first} THEN {wa} ELSE {wb} END)"
-        win_j = f"sum(CASE WHEN {a_first} THEN {wb} ELSE {wa} END)"
-        tie = f"sum({ident('ties')})"
-        tie_bothbad = f"sum({ident('ties_bothbad')})"
-    category = ident("category") if by_category else "CAST(NULL AS VARCHAR)"
+        per_outcome = ", ".join(
+            f"count(*) FILTER (WHERE {o} = {sql_literal(outcome)}) AS {ident(column)}"
+            for outcome, column in zip(OUTCOMES, COUNT_COLUMNS, strict=True)
+        )
+        source = (
+            f"(SELECT {category} AS {ident('category')}, {a}, {b}, {per_outcome} "
+            f"FROM votes WHERE {selected} GROUP BY 1, 2, 3)"
+        )
+        category, selected = ident("category"), "true"
+    wa, wb = ident("wins_a"), ident("wins_b")
+    win_i = f"sum(CASE WHEN {a_first} THEN {wa} ELSE {wb} END)"
+    win_j = f"sum(CASE WHEN {a_first} THEN {wb} ELSE {wa} END)"
+    tie = f"sum({ident('ties')})"
+    tie_bothbad = f"sum({ident('ties_bothbad')})"
     counts = ", ".join(
         f"CAST({expr} AS BIGINT) AS {ident(name)}"
         for expr, name in zip((win_i, win_j, tie, tie_bothbad), CELL_OUTCOMES, strict=True)
@@ -210,12 +223,18 @@ def _cells_sql(kind: str, by_category: bool, selected: str) -> str:
     return (
         f"SELECT {category} AS {ident('category')}, least({a}, {b}) AS {ident('model_i')}, "
         f"greatest({a}, {b}) AS {ident('model_j')}, {counts} "
-        f"FROM votes WHERE {selected} GROUP BY 1, 2, 3"
+        f"FROM {source} WHERE {selected} GROUP BY 1, 2, 3"
     )
 
 
-def _to_cells(rows: list[tuple], by_category: bool, summary: ReadSummary) -> Cells:
-    """Index the cell rows by sorted model / category names and sort by (category, i, j)."""
+def cells_from_rows(rows: list[tuple], by_category: bool, summary: ReadSummary) -> Cells:
+    """Index cell rows by sorted model / category names and sort by (category, i, j).
+
+    ``rows`` are ``(category, model_i, model_j, win_i, win_j, tie, tie_bothbad)`` tuples with
+    ``model_i < model_j`` in code-point order, one per cell (the category is ignored unless
+    ``by_category``). Shared by the DuckDB path and :mod:`bayesarena.distributed`, so both
+    index and order cells the same way.
+    """
     models = tuple(sorted({r[1] for r in rows} | {r[2] for r in rows}))
     categories = tuple(sorted({r[0] for r in rows})) if by_category else (_ALL,)
     model_index = {m: k for k, m in enumerate(models)}
