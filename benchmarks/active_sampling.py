@@ -63,6 +63,10 @@ POLICIES: dict[str, str | dict[str, float]] = {
     "topk75+eig25": {"topk": 0.75, "eig": 0.25},
     "topk50+eig50": {"topk": 0.5, "eig": 0.5},
     "topk25+eig75": {"topk": 0.25, "eig": 0.75},
+    # a finer sweep of the trade-off curve between the targeted and whole-ranking objectives
+    "topk35+eig65": {"topk": 0.35, "eig": 0.65},
+    "topk15+eig85": {"topk": 0.15, "eig": 0.85},
+    "topk10+eig90": {"topk": 0.10, "eig": 0.90},
 }
 
 
