@@ -385,3 +385,20 @@ def test_category_aware_recommendation():
     assert not np.allclose(overall.mean, belief_from_posterior(post, "coding").mean)
     with pytest.raises(BayesArenaError):
         recommend_pairs(post, 2, category="poetry")
+
+
+BOARDS = "../shared/data/arena_category_boards/leaderboard-text_long.csv"
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(BOARDS).exists(),
+                    reason="the shared LMArena boards are not on this machine")
+def test_simulator_defaults_match_the_published_boards():
+    """The documented defaults are the boards' figures (rounded as documented)."""
+    from bayesarena.arena_sim import calibration_from_boards
+
+    figures = calibration_from_boards(BOARDS)
+    defaults = ArenaConfig()
+    assert round(figures["rating_sd"]) == defaults.rating_sd
+    assert round(figures["category_sd"]) == defaults.category_sd
+    # the brief's 8 Elo steps are a little wider than the real top 10's (about 5.4 Elo apart)
+    assert 4 < figures["top10_span"] / 9 < defaults.crowded_gap

@@ -100,6 +100,34 @@ class ArenaConfig:
     extra: dict = field(default_factory=dict)
 
 
+def calibration_from_boards(path: str) -> dict[str, float]:
+    """The figures behind the defaults, recomputed from LMArena's published category boards
+    (a CSV with ``category, model, rating, rating_q025, rating_q975``; the project reads it
+    from ``../shared/data/arena_category_boards/leaderboard-text_long.csv``):
+
+    * ``rating_sd``: sd of the overall (``full``) board's ratings;
+    * ``category_sd``: median over the other boards of the sd of ``category rating - overall
+      rating`` over the models on both, centred per board (a board fixes only differences);
+    * ``top10_span``: rating gap between the overall board's 1st and 10th model;
+    * ``median_ci_width``: median width of the overall board's 95% intervals.
+    """
+    boards = pd.read_csv(path)
+    overall = boards[boards["category"] == "full"].set_index("model")["rating"]
+    shifts = []
+    for category, board in boards.groupby("category"):
+        if category == "full":
+            continue
+        rating = board.set_index("model")["rating"]
+        common = rating.index.intersection(overall.index)
+        d = rating[common] - overall[common]
+        shifts.append(float((d - d.mean()).std()))
+    full = boards[boards["category"] == "full"]
+    top = np.sort(overall.to_numpy())[::-1]
+    return {"rating_sd": float(overall.std()), "category_sd": float(np.median(shifts)),
+            "top10_span": float(top[0] - top[9]),
+            "median_ci_width": float((full["rating_q975"] - full["rating_q025"]).median())}
+
+
 class Votes(NamedTuple):
     """One batch of simulated votes (indices into the simulator's models)."""
 
