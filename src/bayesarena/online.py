@@ -55,15 +55,7 @@ class OnlineState(NamedTuple):
 
 def outcome_names(spec: ModelSpec) -> tuple[str, ...]:
     """The outcome parameters the spec's likelihood uses, in ``eta`` order."""
-    lik = spec.likelihood
-    names = []
-    if lik.ties == "davidson":
-        names.append("log_nu")
-    if lik.ties == "rao_kupper":
-        names.append("tie_threshold")
-    if lik.both_bad == "modelled":
-        names += ["bothbad_intercept", "bothbad_slope"]
-    return tuple(names)
+    return spec.outcome_parameters
 
 
 def _constrain(name: str, raw: jax.Array) -> tuple[jax.Array, jax.Array]:

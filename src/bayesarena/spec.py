@@ -203,15 +203,22 @@ class ModelSpec:
         return any(getattr(self, name).enabled for name in COMPONENTS)
 
     @property
-    def required_priors(self) -> tuple[str, ...]:
-        """Names of the priors this likelihood uses."""
-        names = ["sigma"]
+    def outcome_parameters(self) -> tuple[str, ...]:
+        """The tie and both-bad parameters of the likelihood (fields of
+        :class:`~bayesarena.likelihood.OutcomeParams`), in a fixed order."""
+        names = []
         if self.likelihood.ties == "davidson":
             names.append("log_nu")
         if self.likelihood.ties == "rao_kupper":
             names.append("tie_threshold")
         if self.likelihood.both_bad == "modelled":
             names += ["bothbad_intercept", "bothbad_slope"]
+        return tuple(names)
+
+    @property
+    def required_priors(self) -> tuple[str, ...]:
+        """Names of the priors this likelihood uses."""
+        names = ["sigma", *self.outcome_parameters]
         if self.categories.enabled:
             names.append("category_scale")
         if self.voters.enabled:
