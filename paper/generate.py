@@ -984,46 +984,59 @@ def performance_section(out: Output) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _records(d: Any) -> list[dict] | None:
-    """A list of flat records in a results file of unknown layout, or ``None``."""
-    if isinstance(d, list) and d and all(isinstance(r, dict) for r in d):
-        return d
-    if isinstance(d, dict):
-        for key in ("methods", "rows", "results", "comparison", "anchors", "table"):
-            if key in d:
-                found = _records(d[key])
-                if found:
-                    return found
-        if d and all(isinstance(v, dict) for v in d.values()):
-            return [{"method": k, **v} for k, v in d.items()]
-    return None
+ANCHOR_METHODS = (
+    ("bayesarena-nuts", "bayesarena NUTS (Davidson)"),
+    ("bayesarena-laplace", "bayesarena Laplace (Davidson)"),
+    ("bayesarena-ties-half", "bayesarena NUTS (ties as half)"),
+    ("arena-rank-sandwich", "arena-rank, sandwich"),
+    ("arena-rank-bootstrap", "arena-rank, bootstrap"),
+    ("bootstrap-bt", "bootstrap BT (old LMArena)"),
+    ("choix-ep", "choix EP"),
+    ("choix-ilsr", "choix ILSR"),
+    ("openskill", "openskill"),
+)
+
+
+def _or_dash(x: Any, digits: int = 2) -> str:
+    return "--" if x is None else sig(x, digits)
 
 
 def anchors_section(out: Output) -> None:
-    d = out.load("compare_anchors.json")
+    """Per simulated arena: time, memory and accuracy of every method (compare_anchors.json:
+    ``datasets[k].methods[name]`` with ``cold_s, warm_s, peak_mb, accuracy{rmse, coverage,
+    kendall, scale_slope}``)."""
+    src = "compare_anchors.json"
+    d = out.load(src)
     if d is None:
-        out.placeholder("tab_anchors", "compare_anchors.json")
+        out.placeholder("tab_anchors", src)
         return
-    records = _records(d)
-    if not records:
-        out.table("tab_anchors", r"\missingresults{" + tex(SOURCES["compare_anchors.json"][1])
-                  + r" (the results file exists but paper/generate.py does not know its "
-                  r"layout)}" + "\n")
-        return
-    cols = [k for k in records[0] if all(
-        isinstance(r.get(k), str | int | float | bool | type(None)) for r in records)][:8]
-
-    def cell(v: Any) -> str:
-        if isinstance(v, bool) or v is None:
-            return tex(v)
-        if isinstance(v, int | float):
-            return sig(v, 3) if abs(v) < 100 else num(v)
-        return tex(v)
-
-    out.table("tab_anchors", tabular("l" + "r" * (len(cols) - 1),
-                                     [tex(c).replace(r"\_", " ") for c in cols],
-                                     [[cell(r.get(c)) for c in cols] for r in records]))
-    out.macro("AnchorsRows", num(len(records)), "compare_anchors.json records")
+    rows = []
+    for k, ds in enumerate(d.get("datasets", [])):
+        if not ds.get("has_truth"):
+            continue
+        rows.append(r"\multicolumn{7}{l}{\emph{" + tex(ds["name"]) + r"}} \\")
+        for key, label in ANCHOR_METHODS:
+            m = ds["methods"].get(key)
+            if not m or "cold_s" not in m:
+                continue
+            acc = m.get("accuracy", {})
+            rows.append([tex(label), _or_dash(m.get("cold_s"), 3), _or_dash(m.get("warm_s"), 3),
+                         num(m["peak_mb"]) if m.get("peak_mb") else "--",
+                         _or_dash(acc.get("rmse")), _or_dash(acc.get("coverage")),
+                         _or_dash(acc.get("kendall"), 3)])
+            for key_, name in (("warm_s", "Warm"), ("rmse", "Rmse"), ("coverage", "Cov")):
+                v = m.get(key_) if key_ == "warm_s" else acc.get(key_)
+                if v is not None:
+                    tag = "".join(p.capitalize() for p in key.replace("-", " ").split())
+                    out.macro(f"Anchor{name}{tag}D{'ABCD'[k]}", sig(v, 3),
+                              f"{src} datasets[{k}].methods[{key!r}]")
+    out.table("tab_anchors", tabular(
+        "lrrrrrr", ["Method", "cold (s)", "warm (s)", "peak MB", "RMSE (Elo)", "95\\% cov.",
+                    "Kendall"], rows))
+    out.macro("AnchorsDate", tex(d.get("date", "")), f"{src} date")
+    target = d.get("target_arena_vs_bootstrap", {})
+    out.macro("AnchorsArenaTargetMet", "yes" if target.get("met") else "no",
+              f"{src} target_arena_vs_bootstrap.met")
 
 
 # --------------------------------------------------------------------------------------------

@@ -155,3 +155,19 @@ def test_prior_median_init_skips_laplace(small_cells, small_posterior):
     # same posterior as the Laplace-initialised fit: 4 standard errors of a difference of two
     # means, each with ESS >= 1000 (sd * sqrt(2 / 1000) = sd / sqrt(500))
     assert np.all(np.abs(post.theta_draws().mean(0) - ref.mean(0)) < 4 * ref.std(0) / np.sqrt(500))
+
+
+def test_chain_method_auto(monkeypatch):
+    """auto: parallel with a device per chain, vectorized on one accelerator, else sequential."""
+    import jax
+
+    from bayesarena.fit import resolve_chain_method
+
+    assert resolve_chain_method("sequential", 4) == "sequential"
+    monkeypatch.setattr(jax, "local_device_count", lambda: 4)
+    assert resolve_chain_method("auto", 4) == "parallel"
+    monkeypatch.setattr(jax, "local_device_count", lambda: 1)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert resolve_chain_method("auto", 4) == "vectorized"
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert resolve_chain_method("auto", 4) == "sequential"

@@ -349,6 +349,17 @@ def _global_block(variances: dict[str, jax.Array]) -> tuple[str, ...]:
     return tuple(sorted(chosen))
 
 
+def resolve_chain_method(chain_method: str, chains: int) -> str:
+    """``"auto"``: ``parallel`` when there is a device per chain (the 4 virtual CPU devices
+    requested on import, or several GPUs); on a single accelerator ``vectorized`` (the chains
+    share one GPU's cores; NumPyro's recommendation there); otherwise ``sequential``."""
+    if chain_method != "auto":
+        return chain_method
+    if jax.local_device_count() >= chains:
+        return "parallel"
+    return "vectorized" if jax.default_backend() != "cpu" else "sequential"
+
+
 def _run_nuts(
     model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec,
     start: Start | None, key_nuts: jax.Array, progress: bool,
@@ -371,9 +382,7 @@ def _run_nuts(
                 inverse_mass[rest] = ravel_pytree([variances[k] for k in rest])[0]
         elif not s.dense_mass:
             inverse_mass = ravel_pytree(variances)[0]
-    chain_method = s.chain_method
-    if chain_method == "auto":
-        chain_method = "parallel" if jax.local_device_count() >= s.chains else "sequential"
+    chain_method = resolve_chain_method(s.chain_method, s.chains)
     kernel = NUTS(model, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth,
                   dense_mass=dense, inverse_mass_matrix=inverse_mass,
                   init_strategy=init_to_median(num_samples=15))  # used when init_params is None
