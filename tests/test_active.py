@@ -402,3 +402,23 @@ def test_simulator_defaults_match_the_published_boards():
     assert round(figures["category_sd"]) == defaults.category_sd
     # the brief's 8 Elo steps are a little wider than the real top 10's (about 5.4 Elo apart)
     assert 4 < figures["top10_span"] / 9 < defaults.crowded_gap
+
+
+@pytest.mark.parametrize("spec_name", ["bt", "bt-davidson", "bt-ties-half", "rao-kupper",
+                                       "thurstone"])
+def test_streaming_hessian_equals_autodiff(spec_name):
+    """The per-pair assembled Hessian equals JAX's dense Hessian of the same objective."""
+    import jax
+    import jax.numpy as jnp
+
+    spec = load_spec(spec_name)
+    frame, _ = ba.simulate_arena(7, 500, seed=1)
+    cells = ba.aggregate(ba.read_votes(frame))
+    counts = np.zeros((21, 4))
+    np.add.at(counts, online.pair_position(cells.model_i, cells.model_j, 7), cells.counts)
+    value_and_grad, hessian = online._objective(spec, 7)
+    x = np.random.default_rng(0).normal(size=7 + len(spec.outcome_parameters)) * 0.3
+    reference = jax.hessian(lambda z: value_and_grad(z, jnp.asarray(counts), 0.7)[0])(
+        jnp.asarray(x))
+    assert np.allclose(hessian(jnp.asarray(x), jnp.asarray(counts), 0.7), reference,
+                       atol=1e-10)

@@ -83,6 +83,14 @@ def _compiled_objective(lik, names: tuple[str, ...], prior_items: tuple, n_model
     i, j = (jnp.asarray(x) for x in pair_indices(n_models))
     priors = [prior_distribution(Prior(family, dict(params))) for family, params in prior_items]
 
+    def log_prior_eta(eta):
+        """Spec priors of the outcome parameters, with the log-Jacobian of their transforms."""
+        total = 0.0
+        for k, (name, prior) in enumerate(zip(names, priors, strict=True)):
+            value, log_jac = _constrain(name, eta[k])
+            total = total + prior.log_prob(value) + log_jac
+        return total
+
     def negative_log_posterior(x, counts, sigma):
         theta = x[:n_models] - jnp.mean(x[:n_models])
         eta = x[n_models:]
@@ -91,10 +99,7 @@ def _compiled_objective(lik, names: tuple[str, ...], prior_items: tuple, n_model
                                ties=lik.ties, both_bad=lik.both_bad, params=params,
                                link=lik.link)
         value = jnp.sum(counts * lp) - 0.5 * jnp.sum(x[:n_models] ** 2) / sigma**2
-        for k, (name, prior) in enumerate(zip(names, priors, strict=True)):
-            v, log_jac = _constrain(name, eta[k])
-            value = value + prior.log_prob(v) + log_jac
-        return -value
+        return -(value + log_prior_eta(eta))
 
     def pair_log_lik(dm, eta, count):
         params = _outcome_params(names, eta)
@@ -129,12 +134,8 @@ def _compiled_objective(lik, names: tuple[str, ...], prior_items: tuple, n_model
         h = h.at[:, :n_models].set(h[:, :n_models] @ proj)
         h = -h
         h = h.at[:n_models, :n_models].add(jnp.eye(n_models) / sigma**2)
-        prior_h = jax.hessian(lambda e: sum(
-            prior.log_prob(_constrain(name, e[k])[0]) + _constrain(name, e[k])[1]
-            for k, (name, prior) in enumerate(zip(names, priors, strict=True))))(eta) \
-            if n_eta else None
         if n_eta:
-            h = h.at[n_models:, n_models:].add(-prior_h)
+            h = h.at[n_models:, n_models:].add(-jax.hessian(log_prior_eta)(eta))
         return h
 
     return jax.jit(jax.value_and_grad(negative_log_posterior)), jax.jit(hessian)
