@@ -249,14 +249,20 @@ def plot_rank_heatmap(post: Posterior, *, category: str | None = None, top: int 
         if annotate:
             _annotate(ax, table.to_numpy(), image, _short, fontsize=_SMALL - 1.5,
                       skip_below=0.005)
-        bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, aspect=30)
-        bar.set_label("P(rank = k)", fontsize=_SMALL)
-        bar.ax.tick_params(labelsize=_SMALL - 0.5, width=0.6, length=2)
-        bar.outline.set_linewidth(0.5)
-        ax.tick_params(labelsize=_SMALL, length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        _heatmap_colorbar(fig, ax, image, "P(rank = k)")
     return fig
+
+
+def _heatmap_colorbar(fig: Figure, ax: Axes, image: Any, label: str) -> Any:
+    """The shared look of a heatmap: a slim labelled colour bar, no frame, no tick marks."""
+    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, aspect=30)
+    bar.set_label(label, fontsize=_SMALL)
+    bar.ax.tick_params(labelsize=_SMALL - 0.5, width=0.6, length=2)
+    bar.outline.set_linewidth(0.5)
+    ax.tick_params(labelsize=_SMALL, length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return bar
 
 
 def win_matrix_table(post: Posterior, *, category: str | None = None,
@@ -320,17 +326,11 @@ def plot_win_matrix(post: Posterior, *, category: str | None = None, top: int | 
         ax.set_xlabel(f"opponent{_category_label(category)}", fontsize=_FONT)
         if annotate:
             _annotate(ax, values, image, _short, fontsize=_SMALL - 1.5)
-        bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, aspect=30)
-        bar.set_label("P(model wins a vote against opponent)", fontsize=_SMALL)
+        bar = _heatmap_colorbar(fig, ax, image, "P(model wins a vote against opponent)")
         ticks = [t for t in (0.0, 0.25, 0.5, 0.75, 1.0) if abs(t - center) > 0.07]
         bar.set_ticks(sorted([*ticks, center]),
                       labels=[f"{t:.2f} even" if t == center else f"{t:g}"
                               for t in sorted([*ticks, center])])
-        bar.ax.tick_params(labelsize=_SMALL - 0.5, width=0.6, length=2)
-        bar.outline.set_linewidth(0.5)
-        ax.tick_params(labelsize=_SMALL, length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
     return fig
 
 
@@ -433,13 +433,7 @@ def plot_category_shifts(post: Posterior, *, categories: Sequence[str] | str | N
             ax.set_xticks(np.arange(k), cats, rotation=45, ha="right", rotation_mode="anchor")
             ax.set_title(f"{'bold' if n <= 2 * ANNOTATE_MAX and k <= 12 else 'dot'}: "
                          f"{pct} CrI excludes 0", fontsize=_SMALL - 1, loc="left")
-            bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02, aspect=30)
-            bar.set_label("category \u2212 overall rating (Elo)", fontsize=_SMALL)
-            bar.ax.tick_params(labelsize=_SMALL - 0.5, width=0.6, length=2)
-            bar.outline.set_linewidth(0.5)
-            ax.tick_params(labelsize=_SMALL, length=0)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            _heatmap_colorbar(fig, ax, image, "category \u2212 overall rating (Elo)")
     return fig
 
 
