@@ -119,7 +119,7 @@ def recommend_pairs(
     if k < 1:
         raise BayesArenaError(f"k must be >= 1, got {k}")
     try:
-        objective_weights(objective)
+        mix = objective_weights(objective)
     except ValueError as exc:
         raise BayesArenaError(str(exc)) from None
     rng = np.random.default_rng(seed)
@@ -134,19 +134,16 @@ def recommend_pairs(
     else:
         belief = belief_from_posterior(posterior, category)
         theta = posterior.strength_draws(category)
-        keep = _subsample(theta.shape[0], max_draws, seed)
-        draws = theta[keep]
+        draws = theta[_subsample(theta.shape[0], max_draws, seed)]
     models = list(belief.models)
     check_models(list(exclude), models)
     excluded = np.isin(models, list(exclude))
-    mix = objective_weights(objective)
-    if "eig" in mix and draws is not None:
+    if "eig" in mix and draws is not None:  # from the posterior's draws, not the quadrature
         i, j = belief.pairs()
-        params = posterior.outcome_param_draws()
-        params = type(params)(*(None if v is None else v[keep] for v in params))
-        eig = np.zeros(len(i))
         ok = ~excluded[i] & ~excluded[j]
-        eig[ok] = eig_from_draws(draws, params, (i[ok], j[ok]), belief.likelihood)
+        eig = np.zeros(len(i))
+        eig[ok] = expected_information_gain(posterior, np.stack([i[ok], j[ok]], axis=1),
+                                            max_draws=max_draws, seed=seed, category=category)
     budget_vec = _model_vector(budget, models, np.inf, "budget")
     weight_vec = _model_vector(weights, models, 1.0, "weight")
     try:
