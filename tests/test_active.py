@@ -422,3 +422,23 @@ def test_streaming_hessian_equals_autodiff(spec_name):
         jnp.asarray(x))
     assert np.allclose(hessian(jnp.asarray(x), jnp.asarray(counts), 0.7), reference,
                        atol=1e-10)
+
+
+def test_arena_rule_among_allowed_pairs(belief):
+    """Unvoted pairs come first only if they may be shown: with every unvoted pair excluded
+    the rule falls back to Eq. 9 over the voted ones, not to uniform."""
+    votes = np.full(15, 20_000.0)  # so that the batch's own picks barely move n
+    votes[:5] = 0.0  # pairs (0, 1..5) never shown
+    proj = np.eye(6) - 1.0 / 6
+    wide = proj @ (belief.cov + np.diag([0, 0, 0, 0, 0, 0.5])) @ proj  # model f uncertain
+    b = belief._replace(pair_votes=votes, cov=wide)
+    exclude = np.array([True, False, False, False, False, False])
+    batch = select_batch(b, 4000, objective="arena", rng=np.random.default_rng(9),
+                         exclude=exclude)
+    assert not np.isin(0, np.concatenate([batch.model_a, batch.model_b]))
+    counts = np.bincount(batch.pair, minlength=15)[5:]
+    expected = arena_rule_weights(win_probability_variance(b)[5:], votes[5:])
+    expected = expected / expected.sum() * 4000
+    assert expected.max() > 2 * expected.min()  # far from uniform: the check can fail
+    # Eq. 9 over the allowed pairs (n grows by at most ~4% in the batch: 10% besides 4 SE)
+    assert np.all(np.abs(counts - expected) < 4 * np.sqrt(expected) + 0.10 * expected)

@@ -227,8 +227,8 @@ def select_batch(
         elif src == "thompson":
             pick = _thompson_pick(draws, allowed, i, j, nm, rng)
         else:
-            if src == "arena":
-                weights = arena_rule_weights(win_var, votes) * pair_w
+            if src == "arena":  # the rule among the allowed pairs only
+                weights = arena_rule_weights(win_var, np.where(allowed, votes, np.inf)) * pair_w
             else:  # uniform or the floor
                 weights = pair_w if src == "uniform" else np.ones(len(i))
             weights = np.where(allowed, weights, 0.0)
