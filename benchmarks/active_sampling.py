@@ -119,7 +119,7 @@ def run_one(policy: str, seed: int, n_models: int, scenario: str, *, batch: int,
     keep = a != b
     votes = sim.vote(a[keep], b[keep])
     state = online.add_votes(online.init(sim.models, SPEC), votes.model_a, votes.model_b,
-                             votes.outcome, SPEC)
+                             votes.outcome)
     rng = np.random.default_rng([seed, 23, sum(map(ord, policy))])
     metric_rng = np.random.default_rng([seed, 29])
     trajectory: list[dict] = []
@@ -133,7 +133,7 @@ def run_one(policy: str, seed: int, n_models: int, scenario: str, *, batch: int,
         chosen = select_batch(state.belief, batch, objective=POLICIES[policy], rng=rng,
                               floor=floor, top_k=5, exclude=~available)
         votes = sim.vote(chosen.model_a, chosen.model_b)
-        state = online.add_votes(state, votes.model_a, votes.model_b, votes.outcome, SPEC)
+        state = online.add_votes(state, votes.model_a, votes.model_b, votes.outcome)
         row = {"votes": sim.n_votes, "newton": state.newton_steps,
                **metrics(state.belief, theta, metric_rng, late=sim.late[0] if late else None)}
         per_model = np.zeros(n_models)
@@ -320,19 +320,6 @@ def report(result: dict) -> str:
             lines.append(f"| {policy} | {row['final_tau_bottom']:.3f} | "
                          f"{row['final_min_votes']:,.0f} | {row['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-def _median_curve(runs: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
-    """Median over runs of ``key`` at each vote count (last value carried forward)."""
-    curves = []
-    for r in runs:
-        votes = np.array([t["votes"] for t in r["trajectory"]])
-        vals = np.array([t[key] for t in r["trajectory"]])
-        idx = np.clip(np.searchsorted(votes, grid, side="right") - 1, 0, len(votes) - 1)
-        curve = vals[idx].astype(float)
-        curve[grid < votes[0]] = np.nan
-        curves.append(curve)
-    return np.nanmedian(np.array(curves), axis=0)
 
 
 def plot(result: dict, path: Path) -> None:

@@ -43,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from bayesarena.belief import pair_position
 from bayesarena.simulate import (
     ArenaDesign,
     HierarchicalTruth,
@@ -128,7 +129,7 @@ def calibration_from_boards(path: str) -> dict[str, float]:
             "median_ci_width": float((full["rating_q975"] - full["rating_q025"]).median())}
 
 
-class Votes(NamedTuple):
+class CastVotes(NamedTuple):
     """One batch of simulated votes (indices into the simulator's models)."""
 
     model_a: np.ndarray
@@ -169,7 +170,7 @@ class ArenaSimulator:
         self.late = np.sort(self.rng.choice(pool, config.late_models, replace=False))
         self.pair_votes = np.zeros(n * (n - 1) // 2, np.int64)
         self.n_votes = 0
-        self._log: list[Votes] = []
+        self._log: list[CastVotes] = []
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -190,14 +191,13 @@ class ArenaSimulator:
             ok[self.late] = False
         return ok
 
-    def vote(self, model_a: np.ndarray, model_b: np.ndarray) -> Votes:
+    def vote(self, model_a: np.ndarray, model_b: np.ndarray) -> CastVotes:
         """Cast one vote per ``(model_a[v], model_b[v])``, ``model_a`` shown first."""
         a, b = np.asarray(model_a, np.int64), np.asarray(model_b, np.int64)
         n = self.config.n_models
         if np.any(a == b) or np.any((a < 0) | (a >= n) | (b < 0) | (b >= n)):
             raise ValueError("each vote needs two different model indices in range")
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        pair = lo * n - lo * (lo + 1) // 2 + (hi - lo - 1)
+        pair = pair_position(a, b, n)
         # k-th vote on each pair: running count before this batch + position within the batch
         order = np.argsort(pair, kind="stable")
         sorted_pair = pair[order]
@@ -217,7 +217,7 @@ class ArenaSimulator:
         outcome = (u > np.cumsum(probs, axis=1)).sum(axis=1).clip(max=3).astype(np.int8)
         outcome[swap & (outcome < 2)] ^= 1
         self.n_votes += len(a)
-        batch = Votes(a, b, outcome, design)
+        batch = CastVotes(a, b, outcome, design)
         self._log.append(batch)
         return batch
 

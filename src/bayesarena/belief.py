@@ -146,9 +146,14 @@ def fisher_information(
 def expected_fisher(belief: GaussianBelief, moments: PairMoments | None = None) -> np.ndarray:
     """``E F(d)`` over ``d ~ N(mean_d, var_d)`` for every pair (Gauss-Hermite, 12 nodes),
     with the mean strength held at its mean (it moves only the tie / both-bad split)."""
-    mom = belief.pair_moments() if moments is None else moments
-    nodes, w = hermegauss(QUADRATURE_NODES)
-    w = w / w.sum()
-    d = mom.mean_d[:, None] + np.sqrt(mom.var_d)[:, None] * nodes
-    m = np.broadcast_to(mom.mean_m[:, None], d.shape)
+    d, m, w = gap_quadrature(belief.pair_moments() if moments is None else moments)
     return fisher_information(d, m, belief.likelihood, belief.outcome) @ w
+
+
+def gap_quadrature(moments: PairMoments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes of every pair's gap ``d ~ N(mean_d, var d)``
+    (``QUADRATURE_NODES``), the mean strength held at its mean: ``(d, m, weights)`` with
+    ``d, m`` of shape ``(n_pairs, nodes)``; ``f(d, m) @ weights`` is ``E f``."""
+    nodes, w = hermegauss(QUADRATURE_NODES)
+    d = moments.mean_d[:, None] + np.sqrt(moments.var_d)[:, None] * nodes
+    return d, np.broadcast_to(moments.mean_m[:, None], d.shape), w / w.sum()

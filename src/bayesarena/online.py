@@ -51,11 +51,7 @@ class OnlineState(NamedTuple):
     sigma: float  # the prior scale this mode was solved with
     belief: GaussianBelief
     newton_steps: int
-
-
-def outcome_names(spec: ModelSpec) -> tuple[str, ...]:
-    """The outcome parameters the spec's likelihood uses, in ``eta`` order."""
-    return spec.outcome_parameters
+    spec: ModelSpec  # the likelihood and priors every update of this stream uses
 
 
 def _constrain(name: str, raw: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -72,7 +68,7 @@ def _outcome_params(names: tuple[str, ...], eta: jax.Array) -> OutcomeParams:
 def _objective(spec: ModelSpec, n_models: int):
     """Jitted value-and-gradient and Hessian of the negative log posterior (cached per
     likelihood, outcome priors and number of models)."""
-    names = outcome_names(spec)
+    names = spec.outcome_parameters
     priors = tuple((spec.priors[name].family, tuple(sorted(spec.priors[name].params.items())))
                    for name in names)
     return _compiled_objective(spec.likelihood, names, priors, n_models)
@@ -145,7 +141,7 @@ def init(models: tuple[str, ...], spec: ModelSpec | str = "bt-davidson", *,
          sigma: float = 1.0) -> OnlineState:
     """An empty state: no votes, strengths at zero, outcome parameters at their prior centres."""
     spec = load_spec(spec) if isinstance(spec, str) else spec
-    names = outcome_names(spec)
+    names = spec.outcome_parameters
     eta = np.array([_prior_centre(spec, name) for name in names], dtype=float)
     n = len(models)
     counts = np.zeros((n * (n - 1) // 2, 4))
@@ -170,13 +166,12 @@ def from_counts(
 ) -> OnlineState:
     """State fitted to cell counts ``(win_i, win_j, tie, both bad)`` of pairs ``(i, j)``, with
     ``sigma`` iterated to its empirical-Bayes fixed point (at most ``EM_STEPS`` solves)."""
-    spec = load_spec(spec) if isinstance(spec, str) else spec
-    state = add_counts(init(models, spec, sigma=sigma), model_i, model_j, counts, spec)
+    state = add_counts(init(models, spec, sigma=sigma), model_i, model_j, counts)
     for _ in range(EM_STEPS):
         new_sigma = em_sigma(state)
         if abs(new_sigma - state.sigma) < 1e-4 * state.sigma:
             break
-        state = solve(state.counts, state.x, new_sigma, state.belief.models, spec)
+        state = solve(state.counts, state.x, new_sigma, state.belief.models, state.spec)
     return state
 
 
@@ -185,12 +180,10 @@ def add_counts(
     model_i: np.ndarray,
     model_j: np.ndarray,
     counts: np.ndarray,
-    spec: ModelSpec | str = "bt-davidson",
 ) -> OnlineState:
-    """Add outcome counts of pairs ``(model_i[k], model_j[k])`` (either order) and refit,
-    with the prior scale moved by one EM step from the previous state (none for a state
-    without votes)."""
-    spec = load_spec(spec) if isinstance(spec, str) else spec
+    """Add outcome counts of pairs ``(model_i[k], model_j[k])`` (either order) and refit under
+    the state's spec, with the prior scale moved by one EM step from the previous state (none
+    for a state without votes)."""
     n = state.belief.n_models
     model_i, model_j = np.asarray(model_i), np.asarray(model_j)
     counts = np.asarray(counts, float).copy()
@@ -201,19 +194,15 @@ def add_counts(
     total = state.counts.copy()
     np.add.at(total, pair_position(model_i, model_j, n), counts)
     sigma = em_sigma(state) if state.counts.sum() > 0 else state.sigma
-    return solve(total, state.x, sigma, state.belief.models, spec)
+    return solve(total, state.x, sigma, state.belief.models, state.spec)
 
 
 def add_votes(
-    state: OnlineState,
-    model_a: np.ndarray,
-    model_b: np.ndarray,
-    outcome: np.ndarray,
-    spec: ModelSpec | str = "bt-davidson",
+    state: OnlineState, model_a: np.ndarray, model_b: np.ndarray, outcome: np.ndarray
 ) -> OnlineState:
     """Add single votes: ``outcome`` 0 = a wins, 1 = b wins, 2 = tie, 3 = both bad."""
     onehot = np.eye(4)[np.asarray(outcome, int)]
-    return add_counts(state, model_a, model_b, onehot, spec)
+    return add_counts(state, model_a, model_b, onehot)
 
 
 def _newton_direction(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -260,12 +249,12 @@ def solve(
     proj = np.eye(n) - 1.0 / n
     cov = proj @ cov_full[:n, :n] @ proj
     theta = x[:n] - x[:n].mean()
-    names = outcome_names(spec)
+    names = spec.outcome_parameters
     outcome = OutcomeParams(**{name: float(_constrain(name, x[n + k])[0])
                                for k, name in enumerate(names)})
     belief = GaussianBelief(models, theta, 0.5 * (cov + cov.T), outcome, spec.likelihood,
                             counts.sum(axis=1))
-    return OnlineState(counts, x, float(sigma), belief, steps)
+    return OnlineState(counts, x, float(sigma), belief, steps, spec)
 
 
 def em_sigma(state: OnlineState) -> float:

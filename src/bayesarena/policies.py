@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bayesarena.belief import GaussianBelief, expected_fisher, pair_position
+from bayesarena.belief import GaussianBelief, expected_fisher, gap_quadrature, pair_position
 from bayesarena.information import (
     eig_gaussian,
     pair_quadratic,
@@ -151,16 +151,10 @@ def arena_rule_weights(
 
 def win_probability_variance(belief: GaussianBelief) -> np.ndarray:
     """``Var[P(a beats b | theta)]`` per pair under the belief (Gauss-Hermite over the gap)."""
-    from numpy.polynomial.hermite_e import hermegauss
-
-    mom = belief.pair_moments()
-    x, w = hermegauss(12)
-    w = w / w.sum()
-    d = mom.mean_d[:, None] + np.sqrt(mom.var_d)[:, None] * x
+    d, m, w = gap_quadrature(belief.pair_moments())
     lik = belief.likelihood
-    p = np.asarray(outcome_probs(d, np.broadcast_to(mom.mean_m[:, None], d.shape),
-                                 ties=lik.ties, both_bad=lik.both_bad, params=belief.outcome,
-                                 link=lik.link))
+    p = np.asarray(outcome_probs(d, m, ties=lik.ties, both_bad=lik.both_bad,
+                                 params=belief.outcome, link=lik.link))
     win = p[..., 0] + 0.5 * (p[..., 2] + p[..., 3])  # a tie counts half, as in the arena
     return np.maximum(win**2 @ w - (win @ w) ** 2, 0.0)
 
