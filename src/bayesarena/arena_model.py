@@ -41,6 +41,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from bayesarena.arena_data import ArenaCells
+from bayesarena.gather import take
 from bayesarena.likelihood import bothbad_split, decisive_log_probs, direction_log_probs
 from bayesarena.numpyro_model import (
     bucket_size,
@@ -180,7 +181,7 @@ def arena_model(
         strength = strengths(n_models, spec)[None, :]
     params = outcome_params(spec)
     flat = strength.reshape(-1)
-    s_i, s_j = flat[flat_i], flat[flat_j]
+    s_i, s_j = take(flat, flat_i), take(flat, flat_j)
     d = s_i - s_j
     if spec.position.enabled:
         d = d + numpyro.sample("position", prior_distribution(spec.priors["position"])) * position
@@ -192,7 +193,7 @@ def arena_model(
             lp_tie, lp_bothbad = bothbad_split(lp_tie, 0.5 * (s_i + s_j), params)
         log_lik = jnp.sum((counts[:, 0] + counts[:, 1]) * lp_decisive + counts[:, 2] * lp_tie
                           + counts[:, 3] * lp_bothbad)
-    y = d[row_cell]
+    y = take(d, row_cell)
     if spec.style.enabled:
         beta = numpyro.sample(
             "style_coef", prior_distribution(spec.priors["style_coef"])
@@ -200,7 +201,7 @@ def arena_model(
         y = y + row_style @ beta
     kappa = None
     if spec.voters.enabled:
-        kappa = voter_discrimination(voter_centred, voter_noncentred, spec)[row_voter]
+        kappa = take(voter_discrimination(voter_centred, voter_noncentred, spec), row_voter)
     lp_i, lp_j = direction_log_probs(y, kappa)
     numpyro.factor("votes", log_lik + jnp.sum(row_counts[:, 0] * lp_i + row_counts[:, 1] * lp_j))
 

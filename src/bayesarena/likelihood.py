@@ -81,9 +81,24 @@ class OutcomeParams(NamedTuple):
     tie_threshold: jax.Array | float | None = None  # t > 0 of the threshold (Rao-Kupper) ties
 
 
+def log_sigmoid_pair(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(log sigmoid(x), log sigmoid(-x))`` from one ``log1p(e^{-|x|})``.
+
+    ``log sigmoid(+-x) = (+-x - |x|) / 2 - log1p(e^{-|x|})``: exact for any ``x`` (no overflow,
+    full relative accuracy in both tails), with the right slope ``1/2`` at ``x = 0`` (JAX
+    differentiates ``|x|`` to ``sign(0) = 0`` there). Why not ``jax.nn.log_sigmoid``: it goes
+    through ``logaddexp``, whose infinity handling made it the costliest operation of a
+    likelihood gradient on CPU (about 90 us per 11k cells in float64, against 20 us here, and
+    it is evaluated twice per pair).
+    """
+    a = jnp.abs(x)
+    base = -jnp.log1p(jnp.exp(-a))
+    return 0.5 * (x - a) + base, -0.5 * (x + a) + base
+
+
 def bt_log_probs(d: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Bradley-Terry: ``(log P(i), log P(j)) = (log sigmoid(d), log sigmoid(-d))``."""
-    return jax.nn.log_sigmoid(d), jax.nn.log_sigmoid(-d)
+    return log_sigmoid_pair(d)
 
 
 def davidson_log_normaliser(d: jax.Array, log_nu: jax.Array | float) -> jax.Array:
@@ -113,7 +128,7 @@ def rao_kupper_log_probs(
     ``log sigmoid(+-d - t)`` for the wins; ``log P(tie) = log(expm1(2t)) + log P(i) + log P(j)``.
     """
     t = tie_threshold
-    lp_i, lp_j = jax.nn.log_sigmoid(d - t), jax.nn.log_sigmoid(-d - t)
+    lp_i, lp_j = log_sigmoid_pair(d - t)[0], log_sigmoid_pair(-d - t)[0]
     return lp_i, lp_j, 2.0 * t + log1mexp(2.0 * t) + lp_i + lp_j
 
 
@@ -206,9 +221,7 @@ def log_outcome_probs(
     """
     lp_i, lp_j, lp_tie = _win_tie_log_probs(d, ties, link, params)
     if both_bad == "modelled":
-        share_logit = params.bothbad_intercept + params.bothbad_slope * mean_strength
-        lp_bothbad = lp_tie + jax.nn.log_sigmoid(share_logit)
-        lp_tie = lp_tie + jax.nn.log_sigmoid(-share_logit)
+        lp_tie, lp_bothbad = bothbad_split(lp_tie, mean_strength, params)
     elif both_bad == "as_tie":
         lp_bothbad = lp_tie
     else:
@@ -217,8 +230,13 @@ def log_outcome_probs(
 
 
 def cell_log_likelihood(counts: jax.Array, log_probs: jax.Array) -> jax.Array:
-    """Unnormalised log-likelihood of each cell: ``sum_k counts[..., k] * log_probs[..., k]``."""
-    return jnp.sum(counts * log_probs, axis=-1)
+    """Unnormalised log-likelihood of each cell: ``sum_k counts[..., k] * log_probs[..., k]``.
+
+    Written as a sum of column products rather than ``sum(counts * log_probs, axis=-1)``:
+    fused with the ``stack`` that builds ``log_probs``, the latter made XLA's CPU code evaluate
+    every outcome's expression for every column (measured 1.9x slower per gradient).
+    """
+    return sum(counts[..., k] * log_probs[..., k] for k in range(log_probs.shape[-1]))
 
 
 def multinomial_log_coefficient(counts: jax.Array) -> jax.Array:
@@ -301,7 +319,7 @@ def direction_log_probs(
     ``log sigmoid(+-kappa y)``, with ``kappa = 1`` when ``discrimination`` is ``None``."""
     if discrimination is not None:
         y = discrimination * y
-    return jax.nn.log_sigmoid(y), jax.nn.log_sigmoid(-y)
+    return log_sigmoid_pair(y)
 
 
 def bothbad_split(
@@ -310,4 +328,5 @@ def bothbad_split(
     """Split ``log P(tie)`` into ``(log P(ordinary tie), log P(both bad))`` with the both-bad
     share ``sigmoid(a + b m)``."""
     share_logit = params.bothbad_intercept + params.bothbad_slope * mean_strength
-    return lp_tie + jax.nn.log_sigmoid(-share_logit), lp_tie + jax.nn.log_sigmoid(share_logit)
+    share, other = log_sigmoid_pair(share_logit)
+    return lp_tie + other, lp_tie + share

@@ -22,6 +22,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from bayesarena.gather import take
 from bayesarena.likelihood import OutcomeParams, cell_log_likelihood, log_outcome_probs
 from bayesarena.spec import ModelSpec, Prior
 
@@ -74,7 +75,7 @@ def cell_log_probs(
     params: OutcomeParams,
 ) -> jax.Array:
     """Per-cell outcome log-probabilities, shape ``(n_cells, 4)``."""
-    ti, tj = theta[..., model_i], theta[..., model_j]
+    ti, tj = take(theta, model_i), take(theta, model_j)
     return log_outcome_probs(
         ti - tj, 0.5 * (ti + tj), ties=spec.likelihood.ties,
         both_bad=spec.likelihood.both_bad, params=params, link=spec.likelihood.link,
