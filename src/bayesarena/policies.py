@@ -44,7 +44,6 @@ from bayesarena.belief import GaussianBelief, expected_fisher, gap_quadrature, p
 from bayesarena.information import (
     eig_gaussian,
     pair_quadratic,
-    per_vote_gain,
     rank_target,
     topk_target,
 )
@@ -88,6 +87,7 @@ class _Greedy:
         self.i, self.j = belief.pairs()
         mom = belief.pair_moments()
         self._belief, self._moments, self._fisher = belief, mom, None
+        self._inv_fisher = self._eig_per_log = None
         self.picks = 0
         self.cov = belief.cov.copy()
         self.var_d = mom.var_d.copy()
@@ -111,14 +111,29 @@ class _Greedy:
             self._fisher = expected_fisher(self._belief, self._moments)
         return self._fisher
 
+    @property
+    def inv_fisher(self) -> np.ndarray:
+        """``1 / F`` per pair (``inf`` where a vote carries no information)."""
+        if self._inv_fisher is None:
+            f = self.fisher
+            with np.errstate(divide="ignore"):
+                self._inv_fisher = np.where(f > 0, 1.0 / np.where(f > 0, f, 1.0), np.inf)
+        return self._inv_fisher
+
     def scores(self, name: str) -> np.ndarray:
+        """Current scores; the same values as :func:`~bayesarena.information.per_vote_gain`
+        and the ``eig`` rescaling of the module docstring, with the batch's constants
+        (``1 / F``, ``eig0 / log(1 + F var0)``) computed once: this runs once per slot."""
         if name == "eig":
             if self.picks == 0:
                 return self.eig0
-            ratio = np.divide(np.log1p(self.fisher * self.var_d), np.log1p(self.fisher * self.var0),
-                              out=np.zeros_like(self.var_d), where=self.var0 * self.fisher > 0)
-            return self.eig0 * ratio
-        return per_vote_gain(self.quads[name], self.var_d, self.fisher)
+            if self._eig_per_log is None:
+                log0 = np.log1p(self.fisher * self.var0)
+                self._eig_per_log = np.divide(self.eig0, log0, out=np.zeros_like(log0),
+                                              where=log0 > 0)
+            return self._eig_per_log * np.log1p(self.fisher * self.var_d)
+        # numerator / (var d + 1 / F); 0 where F = 0 (division by inf)
+        return np.maximum(self.quads[name], 0.0) / (self.var_d + self.inv_fisher)
 
     def observe(self, pair: int, a: int, b: int) -> None:
         """Rank-one update of the covariance for one vote on ``(a, b)``."""
@@ -126,14 +141,17 @@ class _Greedy:
         if not self.fisher[pair] > 0:
             return
         k = self.cov[:, a] - self.cov[:, b]
-        c = self.var_d[pair] + 1.0 / self.fisher[pair]
+        c = self.var_d[pair] + self.inv_fisher[pair]
         dk = k[self.i] - k[self.j]
         for name, target in self.targets.items():
-            g = self.cov @ (target @ k)
-            dg = g[self.i] - g[self.j]
-            self.quads[name] += -2.0 / c * dg * dk + float(k @ target @ k) / c**2 * dk**2
-        self.cov -= np.outer(k, k) / c
-        self.var_d = np.maximum(self.var_d - dk**2 / c, 0.0)
+            tk = target @ k
+            g = self.cov @ tk
+            # quad' = quad - 2 / c dg dk + (k' T k) / c^2 dk^2, in place
+            self.quads[name] += dk * ((-2.0 / c) * (g[self.i] - g[self.j])
+                                      + (float(k @ tk) / c**2) * dk)
+        self.cov -= np.multiply.outer(k, k / c)
+        self.var_d -= dk * dk / c
+        np.maximum(self.var_d, 0.0, out=self.var_d)
 
 
 def arena_rule_weights(
