@@ -315,3 +315,46 @@ def test_new_variants_jit():
             return log_outcome_probs(x, x, ties=ties, both_bad="modelled", params=p, link=link)
 
         np.testing.assert_allclose(jax.jit(f)(D30, params), f(D30, params), rtol=1e-13)
+
+
+def test_log_sigmoid_pair_matches_reference_in_both_tails():
+    from bayesarena.likelihood import log_sigmoid_pair
+
+    x = jnp.concatenate([jnp.linspace(-800.0, 800.0, 1601), jnp.array([0.0, 1e-12, -1e-12])])
+    lp, lm = log_sigmoid_pair(x)
+    np.testing.assert_allclose(lp, jax.nn.log_sigmoid(x), rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(lm, jax.nn.log_sigmoid(-x), rtol=1e-14, atol=1e-300)
+    # the slope at 0 is sigmoid(0) = 1/2 on both sides despite |x| inside
+    for sign, out in ((1.0, 0), (-1.0, 1)):
+        g = jax.grad(lambda v, o=out: log_sigmoid_pair(v)[o])(0.0)
+        assert float(g) == pytest.approx(0.5 * sign, abs=1e-15)
+    # the slope elsewhere, to rounding of the O(1) terms it is summed from (absolute error
+    # ~1e-16, harmless beside the O(1) slopes of the other cells it is added to)
+    gx = jax.vmap(jax.grad(lambda v: log_sigmoid_pair(v)[0]))(x[:-3])
+    np.testing.assert_allclose(gx, jax.nn.sigmoid(-x[:-3]), rtol=1e-12, atol=4e-16)
+
+
+def test_unfused_take_has_the_values_and_derivatives_of_indexing():
+    """gather.take: plain indexing's values, gradient, Hessian (forward over reverse, as the
+    Laplace step takes it) and vmap behaviour, with repeated indices (scatter-add)."""
+    from bayesarena.gather import take
+
+    rng = np.random.default_rng(3)
+    theta = jnp.asarray(rng.normal(size=7))
+    i = jnp.asarray(rng.integers(0, 7, 40))
+    j = jnp.asarray(rng.integers(0, 7, 40))
+    w = jnp.asarray(rng.normal(size=40))
+
+    def f(t, gather):
+        d = gather(t, i) - gather(t, j)
+        return jnp.sum(w * jnp.log1p(jnp.exp(d)) + jnp.sin(gather(t, i)))
+
+    plain = lambda t, idx: t[..., idx]  # noqa: E731
+    np.testing.assert_array_equal(take(theta, i), theta[i])
+    np.testing.assert_allclose(jax.grad(f)(theta, take), jax.grad(f)(theta, plain), rtol=1e-14)
+    np.testing.assert_allclose(jax.hessian(f)(theta, take), jax.hessian(f)(theta, plain),
+                               rtol=1e-13, atol=1e-14)
+    batch = jnp.stack([theta, 2 * theta])
+    np.testing.assert_allclose(jax.vmap(lambda t: f(t, take))(batch),
+                               jax.vmap(lambda t: f(t, plain))(batch), rtol=1e-14)
+    np.testing.assert_array_equal(take(batch, i), batch[:, i])  # leading axes kept
