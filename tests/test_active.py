@@ -184,6 +184,34 @@ def test_greedy_batch_is_not_redundant(belief):
     assert first.pair[0] == int(np.argmax(eig_gaussian(belief)))
 
 
+def test_score_mixture_maximises_the_weighted_sum(belief):
+    """combine="scores": the first pick is the argmax of w_eig eig + w_topk topk (by hand from
+    the two closed forms), the limits are the pure objectives, and randomised objectives
+    are refused."""
+    from bayesarena.information import topk_information
+
+    w = {"eig": 1.0, "topk": 3.0}
+    first = select_batch(belief, 1, objective=w, rng=np.random.default_rng(0), top_k=2,
+                         combine="scores")
+    by_hand = 0.25 * eig_gaussian(belief) + 0.75 * topk_information(belief, 2)
+    assert first.pair[0] == int(np.argmax(by_hand))
+    assert np.isclose(first.score[0], by_hand.max(), rtol=1e-10)
+    assert first.source[0] == "0.25*eig+0.75*topk"
+    batch = select_batch(belief, 30, objective=w, rng=np.random.default_rng(0), top_k=2,
+                         combine="scores")
+    assert np.all(np.diff(batch.score) <= 1e-15)  # still greedy: scores only fall
+    for name in ("eig", "topk"):
+        alone = select_batch(belief, 30, objective=name, rng=np.random.default_rng(0),
+                             top_k=2)
+        limit = select_batch(belief, 30, objective={name: 1.0, **{
+            k: 1e-9 for k in ("eig", "topk") if k != name}}, rng=np.random.default_rng(0),
+            top_k=2, combine="scores")
+        assert np.array_equal(alone.pair, limit.pair)
+    with pytest.raises(ValueError, match="greedy objectives"):
+        select_batch(belief, 2, objective={"eig": 1, "arena": 1}, combine="scores",
+                     rng=np.random.default_rng(0))
+
+
 def test_objective_validation(belief):
     with pytest.raises(ValueError, match="unknown objective"):
         select_batch(belief, 1, objective="best", rng=np.random.default_rng(0))

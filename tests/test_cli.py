@@ -67,6 +67,13 @@ def test_simulate_with_policy_and_recommend_mixture(tmp_path):
     lines = r.stdout.strip().splitlines()[1:]
     assert len(lines) == 4 and not any("model-1 " in f"{ln} " for ln in lines)
     assert sum("model-0 " in f"{ln} " for ln in lines) <= 1
+    r = run("recommend", "post.nc", "-k", "3", "--objective", "topk=0.7", "--objective",
+            "eig=0.3", "--combine", "scores", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("0.3*eig+0.7*topk") == 3 or r.stdout.count("0.7*topk+0.3*eig") == 3
+    r = run("recommend", "post.nc", "--objective", "eig", "--objective", "arena",
+            "--combine", "scores", cwd=tmp_path)
+    assert r.returncode == 2 and "greedy objectives" in r.stderr
     r = run("recommend", "post.nc", "--objective", "best", cwd=tmp_path)
     assert r.returncode == 2 and "unknown objective" in r.stderr
     r = run("simulate", "--policy", "greedy", cwd=tmp_path)

@@ -255,6 +255,9 @@ def recommend(
     floor: Annotated[float, typer.Option(help="Share of picks drawn uniformly (exploration "
                                          "floor).")] = 0.0,
     top_k: Annotated[int, typer.Option(help="k of the topk objective.")] = 5,
+    combine: Annotated[str, typer.Option(
+        help="slots: each pick draws one objective of a mixture; scores: each pick maximises "
+             "the weighted sum of the (greedy) objectives' scores.")] = "slots",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Recommend the next pairs to show (information-targeted or baseline policies)."""
@@ -264,7 +267,7 @@ def recommend(
     table = recommend_pairs(
         Posterior.load(posterior), k, objective=_mixture(objective or ["eig"]),
         category=category, exclude=exclude or (), budget=_assignments(budget, int, "--budget"),
-        floor=floor, top_k=top_k, seed=seed)
+        floor=floor, top_k=top_k, seed=seed, combine=combine)
     console.print(table.to_string(index=False), highlight=False)
 
 

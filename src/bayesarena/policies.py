@@ -25,12 +25,16 @@ Randomised objectives:
     ``uniform`` -- every allowed pair equally likely.
 
 Mixtures (``{"topk": 0.7, "eig": 0.3}``) draw each slot's objective with those probabilities;
-every slot, whatever chose it, updates the shared covariance. The exploration ``floor`` sends a
-share of the slots to uniformly drawn pairs, so every allowed pair has probability at least
-``floor / n_allowed_pairs`` of any vote: estimates stay auditable, and no pair is starved by
-the policy's own beliefs. ``exclude`` removes models; ``budget`` caps how many of the batch's
-votes a model may take; ``weights`` multiply pair scores (and the randomised policies'
-probabilities) by ``w_a w_b``.
+every slot, whatever chose it, updates the shared covariance. With ``combine="scores"`` a
+mixture of greedy objectives is instead one objective, the weighted sum of their scores
+(``eig + 2 topk``: nats about the strengths plus twice the nats about top-k membership, a
+weighted information utility), so every slot prefers pairs that serve both.
+
+The exploration ``floor`` sends a share of the slots to uniformly drawn pairs, so every
+allowed pair has probability at least ``floor / n_allowed_pairs`` of any vote: estimates
+stay auditable, and no pair is starved by the policy's own beliefs. ``exclude`` removes
+models; ``budget`` caps how many of the batch's votes a model may take; ``weights`` multiply
+pair scores (and the randomised policies' probabilities) by ``w_a w_b``.
 """
 
 from __future__ import annotations
@@ -191,6 +195,7 @@ def select_batch(
     distinct: bool = False,
     draws: np.ndarray | None = None,
     eig: np.ndarray | None = None,
+    combine: str = "slots",
 ) -> Batch:
     """Choose ``n`` pairs for the next votes (see the module docstring).
 
@@ -198,9 +203,17 @@ def select_batch(
     this batch (``None``: unlimited); ``model_weights``: per-model score multipliers;
     ``distinct``: no pair twice (a recommendation list) rather than an allocation of votes;
     ``draws``: strength draws for Thompson sampling (default: draws from the belief); ``eig``:
-    precomputed EIG per pair (e.g. from posterior draws) to use instead of the quadrature.
+    precomputed EIG per pair (e.g. from posterior draws) to use instead of the quadrature;
+    ``combine``: ``"slots"`` (each slot draws one objective of the mixture) or ``"scores"``
+    (greedy objectives only: every slot maximises the weighted sum of their scores).
     """
     mix = objective_weights(objective)
+    if combine not in ("slots", "scores"):
+        raise ValueError(f"combine must be 'slots' or 'scores', got {combine!r}")
+    summed = combine == "scores" and len(mix) > 1
+    if summed and not set(mix) <= set(GREEDY):
+        raise ValueError(f"combine='scores' sums greedy objectives {list(GREEDY)} only, got "
+                         f"{list(mix)}")
     if not 0.0 <= floor <= 1.0:
         raise ValueError(f"floor must be in [0, 1], got {floor}")
     nm = belief.n_models
@@ -222,7 +235,11 @@ def select_batch(
     out_src = np.empty(n, object)
     out_score = np.full(n, np.nan)
     # each slot's objective: "floor" with probability `floor`, else drawn from the mixture
-    sources = np.asarray(names, dtype=object)[rng.choice(len(names), size=n, p=probs)]
+    if summed:
+        label = "+".join(f"{w:.3g}*{k}" for k, w in mix.items())
+        sources = np.full(n, label, dtype=object)
+    else:
+        sources = np.asarray(names, dtype=object)[rng.choice(len(names), size=n, p=probs)]
     if floor > 0:
         sources[rng.random(n) < floor] = "floor"
     if budget is None and not distinct and set(sources) <= {"uniform", "floor"}:
@@ -232,8 +249,9 @@ def select_batch(
             raise ValueError(f"no allowed pair left after {slot} of {n} picks (exclusions, "
                              "budgets or distinct pairs exhausted the candidates)")
         src = sources[slot]
-        if src in GREEDY:
-            score = state.scores(src) * pair_w
+        if src in GREEDY or (summed and src != "floor"):
+            score = (sum(w * state.scores(k) for k, w in mix.items()) if summed
+                     else state.scores(src)) * pair_w
             pick = int(np.argmax(np.where(allowed, score, -np.inf)))
             out_score[slot] = score[pick]
         elif src == "thompson":

@@ -88,6 +88,7 @@ def recommend_pairs(
     distinct: bool = True,
     max_draws: int = MAX_DRAWS,
     seed: int = 0,
+    combine: str = "slots",
 ) -> pd.DataFrame:
     """The next ``k`` pairs to show, as a table ``model_a, model_b, objective, score``.
 
@@ -99,7 +100,8 @@ def recommend_pairs(
         quadrature).
     objective:
         ``"eig" | "rank" | "topk" | "thompson" | "arena" | "uniform"`` or a mixture
-        ``{"topk": 0.7, "eig": 0.3}`` (each pick draws its objective with these odds).
+        ``{"topk": 0.7, "eig": 0.3}`` (each pick draws its objective with these odds; with
+        ``combine="scores"`` every pick maximises ``0.7 topk + 0.3 eig`` instead).
     category:
         Recommend for a prompt of this category (its strengths ``theta + delta_c``).
     exclude, weights, budget:
@@ -149,7 +151,8 @@ def recommend_pairs(
     try:
         batch = select_batch(belief, k, objective=objective, rng=rng, floor=floor,
                              top_k=top_k, exclude=excluded, budget=budget_vec,
-                             model_weights=weight_vec, distinct=distinct, draws=draws, eig=eig)
+                             model_weights=weight_vec, distinct=distinct, draws=draws, eig=eig,
+                             combine=combine)
     except ValueError as exc:
         raise BayesArenaError(f"cannot recommend {k} pairs: {exc}") from None
     names = np.asarray(models, dtype=object)
