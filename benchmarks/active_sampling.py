@@ -69,16 +69,26 @@ POLICIES: dict[str, str | dict[str, float]] = {
     "topk15+eig85": {"topk": 0.15, "eig": 0.85},
     "topk10+eig90": {"topk": 0.10, "eig": 0.90},
 }
+#: Score-level mixtures (``select_batch(combine="scores")``): every slot maximises
+#: ``eig + w topk`` (nats about the strengths plus ``w`` times nats about the top-5 set)
+#: instead of drawing one objective per slot as the mixtures above do.
+SCORE_MIXTURES = {f"eig+{w:g}topk": {"eig": 1.0, "topk": w} for w in (0.5, 1, 2, 4)}
+POLICIES.update(SCORE_MIXTURES)
 
 
 #: Each worker runs one simulation on one core: XLA's and BLAS's own thread pools would
 #: otherwise spin on every core from every worker. Measured on 2 cores with 2 workers (two
 #: 200-model topk runs of 15 batches): 39-40 s per run without these settings, 7.5 s with
-#: them. Start the workers of an external cluster (``--scheduler``) with the same variables.
+#: them. The malloc settings undo Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``: setting
+#: it switches off glibc's dynamic mmap threshold, so every temporary array above 128 KiB (a
+#: score vector over 19,900 pairs is 156 KiB) was mmapped, page-faulted and unmapped again;
+#: a 200-model eig run then spent 3x its user time in the kernel (204 s instead of ~40 s).
+#: Start the workers of an external cluster (``--scheduler``) with the same variables.
 WORKER_ENV = {
     "XLA_FLAGS": ("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
                   "--xla_force_host_platform_device_count=1"),
     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(64 * 2**20),
 }
 
 
@@ -142,7 +152,8 @@ def run_one(policy: str, seed: int, n_models: int, scenario: str, *, batch: int,
         if late and entered_at is None and available[sim.late[0]]:
             entered_at = sim.n_votes
         chosen = select_batch(state.belief, batch, objective=POLICIES[policy], rng=rng,
-                              floor=floor, top_k=5, exclude=~available)
+                              floor=floor, top_k=5, exclude=~available,
+                              combine="scores" if policy in SCORE_MIXTURES else "slots")
         votes = sim.vote(chosen.model_a, chosen.model_b)
         state = online.add_votes(state, votes.model_a, votes.model_b, votes.outcome)
         row = {"votes": sim.n_votes, "newton": state.newton_steps,
@@ -386,8 +397,13 @@ def main() -> None:
     if args.scheduler:
         client, cluster_desc = Client(args.scheduler), {"scheduler": args.scheduler}
     else:
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env=WORKER_ENV)
+        import dask
+
+        # pre-spawn: glibc reads the malloc variables when the process starts, so they must be
+        # in the environment the worker is spawned with (``env=`` is applied after start)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENV}):
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
         client = Client(cluster)
         cluster_desc = {"local_cluster": True, "workers": args.workers,
                         "threads_per_worker": 1, "worker_env": WORKER_ENV}
