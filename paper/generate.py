@@ -65,6 +65,10 @@ SOURCES: dict[str, tuple[str, str]] = {
     "active_sampling_200.json": ("ActiveTwoHundred", "benchmarks/active_sampling.py --models "
                                                      "200 --batch 2000 --cap 300000 "
                                                      "--out active_sampling_200"),
+    "active_sampling_50_scoremix.json": (
+        "ActiveScoreMix", "benchmarks/active_sampling.py --models 50 --batch 500 --cap 60000 "
+        "--policies uniform arena eig topk topk25+eig75 eig+0.5topk eig+1topk eig+2topk "
+        "eig+4topk --out active_sampling_50_scoremix"),
     "recommend_latency.json": ("Latency", "benchmarks/recommend_latency.py"),
     "compare_anchors.json": ("Anchors", "benchmarks/compare_anchors.py"),
 }
@@ -681,7 +685,9 @@ def sports_section(out: Output) -> None:
 # --------------------------------------------------------------------------------------------
 
 POLICY_NAMES = {"topk75+eig25": r"topk 75\% + eig", "topk50+eig50": r"topk 50\% + eig",
-                "topk25+eig75": r"topk 25\% + eig"}
+                "topk25+eig75": r"topk 25\% + eig", "eig+0.5topk": r"eig + 0.5 topk",
+                "eig+1topk": r"eig + topk", "eig+2topk": r"eig + 2 topk",
+                "eig+4topk": r"eig + 4 topk"}
 CRITERIA = {"top5": "TopFive", "tau": "Tau", "width": "Width", "late": "Entrant"}
 
 
@@ -706,17 +712,23 @@ def _ratio(cell: Mapping | None) -> str:
 SCENARIO_WORDS = {"normal": "Normal", "crowded": "Crowded"}
 #: Policies whose numbers the text quotes, and their macro names.
 POLICY_WORDS = {"uniform": "Uniform", "arena": "Arena", "eig": "Eig", "topk": "Topk",
-                "topk50+eig50": "Mix"}
+                "topk50+eig50": "Mix", "topk25+eig75": "MixQuarter", "eig+1topk": "SumOne",
+                "eig+4topk": "SumFour"}
 NOT_RUN = r"\emph{n/a}"
 
 
-def active_section(out: Output, n_models: int) -> None:
+#: Active-sampling studies in the paper: results file stem -> macro word.
+ACTIVE_STUDIES = {"active_sampling_50": "Fifty", "active_sampling_200": "TwoHundred",
+                  "active_sampling_50_scoremix": "ScoreMix"}
+
+
+def active_section(out: Output, stem: str) -> None:
     """Votes needed per policy (median over seeds) and paired ratios, from
     ``benchmarks/active_sampling.py``'s ``summary``. The macros named in the text are defined
     for every scenario and criterion, as ``n/a`` where the file has no such runs."""
-    filename = f"active_sampling_{n_models}.json"
-    word = {50: "Fifty", 200: "TwoHundred"}[n_models]
-    table = f"tab_active_{n_models}"
+    filename = f"{stem}.json"
+    word = ACTIVE_STUDIES[stem]
+    table = "tab_" + stem.replace("_sampling", "")
     d = out.load(filename)
     if d is None:
         out.placeholder(table, filename)
@@ -816,7 +828,7 @@ def active_section(out: Output, n_models: int) -> None:
     out.table(f"{table}_late", tabular(
         "lrrrr", ["Policy", "votes since entry", "reached", "/unif.", "/arena"], late_rows)
         if late_rows else r"\emph{No late-entrant runs in " + tex(filename) + "}.\n")
-    png = out.results / f"active_sampling_{n_models}.png"
+    png = out.results / f"{stem}.png"
     if png.exists():
         out.figure(png.name, lambda dest: shutil.copyfile(png, dest))
 
@@ -1092,8 +1104,8 @@ def generate(results: Path = RESULTS, models: Path = MODELS, out_dir: Path = OUT
     pooling_section(out)
     mt_bench_section(out)
     sports_section(out)
-    active_section(out, 50)
-    active_section(out, 200)
+    for stem in ACTIVE_STUDIES:
+        active_section(out, stem)
     performance_section(out)
     anchors_section(out)
     commands_section(out)

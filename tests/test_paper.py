@@ -119,7 +119,8 @@ def _paper_macros_by_prefix() -> dict[str, set[str]]:
                 "Audit": "audit_mt_bench.json", "Sports": "sports.json", "Perf": "fit_scaling.json",
                 "ArenaMid": "arena_scaling_mid.json", "Grad": "arena_gradient.json",
                 "Agg": "parquet_aggregation.json", "ASFifty": "active_sampling_50.json",
-                "ASTwoHundred": "active_sampling_200.json", "Lat": "recommend_latency.json"}
+                "ASTwoHundred": "active_sampling_200.json", "Lat": "recommend_latency.json",
+                "ASScoreMix": "active_sampling_50_scoremix.json"}
     out: dict[str, set[str]] = {}
     for name in used:
         for prefix, filename in prefixes.items():
