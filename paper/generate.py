@@ -69,6 +69,10 @@ SOURCES: dict[str, tuple[str, str]] = {
         "ActiveScoreMix", "benchmarks/active_sampling.py --models 50 --batch 500 --cap 60000 "
         "--policies uniform arena eig topk topk25+eig75 eig+0.5topk eig+1topk eig+2topk "
         "eig+4topk --out active_sampling_50_scoremix"),
+    "active_sampling_50_crowded.json": (
+        "ActiveHighCap", "benchmarks/active_sampling.py --models 50 --batch 500 --cap 200000 "
+        "--scenarios crowded --policies uniform arena topk topk25+eig75 topk35+eig65 "
+        "topk50+eig50 --out active_sampling_50_crowded"),
     "recommend_latency.json": ("Latency", "benchmarks/recommend_latency.py"),
     "compare_anchors.json": ("Anchors", "benchmarks/compare_anchors.py"),
 }
@@ -685,7 +689,8 @@ def sports_section(out: Output) -> None:
 # --------------------------------------------------------------------------------------------
 
 POLICY_NAMES = {"topk75+eig25": r"topk 75\% + eig", "topk50+eig50": r"topk 50\% + eig",
-                "topk25+eig75": r"topk 25\% + eig", "eig+0.5topk": r"eig + 0.5 topk",
+                "topk25+eig75": r"topk 25\% + eig", "topk35+eig65": r"topk 35\% + eig",
+                "eig+0.5topk": r"eig + 0.5 topk",
                 "eig+1topk": r"eig + topk", "eig+2topk": r"eig + 2 topk",
                 "eig+4topk": r"eig + 4 topk"}
 CRITERIA = {"top5": "TopFive", "tau": "Tau", "width": "Width", "late": "Entrant"}
@@ -712,14 +717,15 @@ def _ratio(cell: Mapping | None) -> str:
 SCENARIO_WORDS = {"normal": "Normal", "crowded": "Crowded"}
 #: Policies whose numbers the text quotes, and their macro names.
 POLICY_WORDS = {"uniform": "Uniform", "arena": "Arena", "eig": "Eig", "topk": "Topk",
-                "topk50+eig50": "Mix", "topk25+eig75": "MixQuarter", "eig+1topk": "SumOne",
-                "eig+4topk": "SumFour"}
+                "topk50+eig50": "Mix", "topk25+eig75": "MixQuarter",
+                "topk35+eig65": "MixThird", "eig+1topk": "SumOne", "eig+4topk": "SumFour"}
 NOT_RUN = r"\emph{n/a}"
 
 
 #: Active-sampling studies in the paper: results file stem -> macro word.
 ACTIVE_STUDIES = {"active_sampling_50": "Fifty", "active_sampling_200": "TwoHundred",
-                  "active_sampling_50_scoremix": "ScoreMix"}
+                  "active_sampling_50_scoremix": "ScoreMix",
+                  "active_sampling_50_crowded": "HighCap"}
 
 
 def active_section(out: Output, stem: str) -> None:

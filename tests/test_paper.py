@@ -120,7 +120,8 @@ def _paper_macros_by_prefix() -> dict[str, set[str]]:
                 "ArenaMid": "arena_scaling_mid.json", "Grad": "arena_gradient.json",
                 "Agg": "parquet_aggregation.json", "ASFifty": "active_sampling_50.json",
                 "ASTwoHundred": "active_sampling_200.json", "Lat": "recommend_latency.json",
-                "ASScoreMix": "active_sampling_50_scoremix.json"}
+                "ASScoreMix": "active_sampling_50_scoremix.json",
+                "ASHighCap": "active_sampling_50_crowded.json"}
     out: dict[str, set[str]] = {}
     for name in used:
         for prefix, filename in prefixes.items():
