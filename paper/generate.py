@@ -63,7 +63,8 @@ SOURCES: dict[str, tuple[str, str]] = {
                                                "--batch 500 --cap 60000 --late "
                                                "--out active_sampling_50"),
     "active_sampling_200.json": ("ActiveTwoHundred", "benchmarks/active_sampling.py --models "
-                                                     "200 --batch 2000 --cap 300000 "
+                                                     "200 --batch 2000 --cap 150000 --policies "
+                                                     "uniform topk topk25+eig75 topk15+eig85 "
                                                      "--out active_sampling_200"),
     "active_sampling_50_scoremix.json": (
         "ActiveScoreMix", "benchmarks/active_sampling.py --models 50 --batch 500 --cap 60000 "
@@ -690,6 +691,7 @@ def sports_section(out: Output) -> None:
 
 POLICY_NAMES = {"topk75+eig25": r"topk 75\% + eig", "topk50+eig50": r"topk 50\% + eig",
                 "topk25+eig75": r"topk 25\% + eig", "topk35+eig65": r"topk 35\% + eig",
+                "topk15+eig85": r"topk 15\% + eig",
                 "eig+0.5topk": r"eig + 0.5 topk",
                 "eig+1topk": r"eig + topk", "eig+2topk": r"eig + 2 topk",
                 "eig+4topk": r"eig + 4 topk"}
@@ -718,7 +720,8 @@ SCENARIO_WORDS = {"normal": "Normal", "crowded": "Crowded"}
 #: Policies whose numbers the text quotes, and their macro names.
 POLICY_WORDS = {"uniform": "Uniform", "arena": "Arena", "eig": "Eig", "topk": "Topk",
                 "topk50+eig50": "Mix", "topk25+eig75": "MixQuarter",
-                "topk35+eig65": "MixThird", "eig+1topk": "SumOne", "eig+4topk": "SumFour"}
+                "topk35+eig65": "MixThird", "topk15+eig85": "MixSixth", "eig+1topk": "SumOne",
+                "eig+4topk": "SumFour"}
 NOT_RUN = r"\emph{n/a}"
 
 
