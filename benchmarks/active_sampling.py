@@ -190,6 +190,37 @@ def run_one(policy: str, seed: int, n_models: int, scenario: str, *, batch: int,
     return out
 
 
+def _run_key(run: dict) -> tuple:
+    return (run["policy"], run["seed"], run["n_models"], run["scenario"], "late_after" in run)
+
+
+def _load_for_extension(path: Path, args: argparse.Namespace) -> dict:
+    """The stored results that ``--extend`` adds to, checked before any run starts: new runs
+    are only paired with stored ones if they share the batch size and the cap."""
+    if not path.exists():
+        raise SystemExit(f"--extend: no results file {path} to extend")
+    stored = json.loads(path.read_text())
+    for n_models, batch, cap in zip(args.models, args.batch, args.cap, strict=True):
+        for run in stored["runs"]:
+            if run["n_models"] == n_models and (run["batch"], run["cap"]) != (batch, cap):
+                raise SystemExit(
+                    f"--extend: {path.name} ran {n_models} models with batch {run['batch']} "
+                    f"and cap {run['cap']}, not {batch} and {cap}: the runs would not pair")
+    return stored
+
+
+def _extended(stored: dict, runs: list[dict], extension: dict) -> dict:
+    """``stored`` with ``runs`` added; a new run replaces a stored run with the same key. The
+    summary is recomputed by the caller from the stored votes-needed and final rows."""
+    new_keys = {_run_key(r) for r in runs}
+    kept = [r for r in stored["runs"] if _run_key(r) not in new_keys]
+    result = {**stored, "runs": kept + runs,
+              "wall_seconds": stored["wall_seconds"] + extension["wall_seconds"]}
+    result["config"] = {**stored["config"],
+                        "extensions": [*stored["config"].get("extensions", []), extension]}
+    return result
+
+
 def votes_needed(trajectory: list[dict]) -> dict[str, int | None]:
     """Votes at which each criterion is met (``None``: not within the run)."""
     def first(ok):
@@ -317,6 +348,13 @@ def report(result: dict) -> str:
              "(10th-90th percentile); a run that never met a criterion counts at its cap. "
              "Ratios are per seed, paired on the same truth and outcome stream, against "
              "uniform and the Chatbot Arena rule (Eq. 9); a ratio below 1 saves votes.", ""]
+    for ext in cfg.get("extensions", []):
+        lines.append(f"- Extended at commit {(ext.get('commit') or '?')[:7]} with "
+                     f"{ext['runs_added']} runs ({ext['wall_seconds']:.0f} s wall): policies "
+                     f"{', '.join(ext['policies_run'])}"
+                     f"{', late entrant ' + ', '.join(ext['late_policies']) if ext['late'] else ''}"
+                     f"{' (late entrant only)' if ext['no_main'] else ''}; same seeds, batch "
+                     "and cap, so every run stays paired.")
     for label, bound in result.get("fisher_bound", {}).items():
         lines.append(f"- Fisher bound, {label}: uniform pairing earns "
                      f"{bound['ratio']:.0%} of the best possible information per vote, so "
@@ -384,6 +422,10 @@ def main() -> None:
     ap.add_argument("--out", default="active_sampling")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite the .md and .png from an existing results file")
+    ap.add_argument("--extend", action="store_true",
+                    help="add these runs to the existing results file --out (same seeds, "
+                    "batch and cap: the runs stay paired); a run with the same policy, seed, "
+                    "size, scenario and study replaces the stored one")
     args = ap.parse_args()
     if args.report_only:
         result = json.loads((RESULTS / f"{args.out}.json").read_text())
@@ -392,6 +434,8 @@ def main() -> None:
         return
     if args.quick:
         args.seeds, args.models, args.batch, args.cap = 3, [30], [300], [30_000]
+    path = RESULTS / f"{args.out}.json"
+    stored = _load_for_extension(path, args) if args.extend else None
     from dask.distributed import Client, LocalCluster
 
     if args.scheduler:
@@ -426,30 +470,32 @@ def main() -> None:
 
     runs = [f.result() for f in tqdm(as_completed(tasks), total=len(tasks), desc="runs")]
     wall = time.perf_counter() - t0
-    bounds = {f"{n} models, {s}": fisher_bound(n, s, 0) for n in args.models
-              for s in args.scenarios}
-    result = {
-        "config": {**{k: v for k, v in vars(args).items() if k != "quick"},
-                   "thresholds": THRESHOLDS, "policies": POLICIES, "spec": SPEC,
-                   "cluster": cluster_desc, "commit": _git_commit(),
-                   "machine": {"cpus": os.cpu_count(),
-                                                        "python": platform.python_version()}},
-        "wall_seconds": wall,
-        "fisher_bound": bounds,
-        "summary": summarise(runs),
-        "runs": runs,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{args.out}.json"
-    for run in runs:  # the summary above used every refit; the file keeps at most
-        # MAX_STORED_ROWS of them per run (and the last), to 5 significant digits
+    config = {**{k: v for k, v in vars(args).items() if k != "quick"},
+              # "policies": every definition (the plots' colours follow its order)
+              "policies_run": args.policies, "thresholds": THRESHOLDS, "policies": POLICIES,
+              "spec": SPEC,
+              "cluster": cluster_desc, "commit": _git_commit(),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    for run in runs:  # the file keeps at most MAX_STORED_ROWS refits per run (and the last),
+        # to 5 significant digits; the votes needed are computed from every refit first
         rows = run["trajectory"]
         stride = -(-len(rows) // MAX_STORED_ROWS)
         kept = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
         run["trajectory"] = [{k: float(f"{v:.5g}") if isinstance(v, float) else v
                               for k, v in row.items() if k != "newton"} for row in kept]
-    result["config"]["stored_trajectory"] = (f"at most {MAX_STORED_ROWS} refits per run and "
-                                             "the last; the summary used every refit")
+    bounds = {f"{n} models, {s}": fisher_bound(n, s, 0) for n in args.models
+              for s in args.scenarios}
+    if stored is not None:
+        result = _extended(stored, runs, {**config, "wall_seconds": wall,
+                                          "runs_added": len(runs)})
+        result["fisher_bound"] = {**bounds, **stored.get("fisher_bound", {})}
+    else:
+        result = {"config": config, "wall_seconds": wall, "fisher_bound": bounds, "runs": runs}
+        result["config"]["stored_trajectory"] = (
+            f"at most {MAX_STORED_ROWS} refits per run and the last; the votes needed were "
+            "computed from every refit")
+    result["summary"] = summarise(result["runs"])
+    RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, separators=(",", ":")))
     (RESULTS / f"{args.out}.md").write_text(report(result))
     plot(result, RESULTS / f"{args.out}.png")
