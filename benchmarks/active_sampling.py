@@ -83,6 +83,8 @@ POLICIES.update(SCORE_MIXTURES)
 #: it switches off glibc's dynamic mmap threshold, so every temporary array above 128 KiB (a
 #: score vector over 19,900 pairs is 156 KiB) was mmapped, page-faulted and unmapped again;
 #: a 200-model eig run then spent 3x its user time in the kernel (204 s instead of ~40 s).
+#: ``bayesarena`` now raises the same thresholds itself when imported (:mod:`bayesarena.malloc`);
+#: the variables here also cover what the worker allocates before that import.
 #: Start the workers of an external cluster (``--scheduler``) with the same variables.
 WORKER_ENV = {
     "XLA_FLAGS": ("--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
