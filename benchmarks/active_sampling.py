@@ -351,12 +351,12 @@ def report(result: dict) -> str:
              "Ratios are per seed, paired on the same truth and outcome stream, against "
              "uniform and the Chatbot Arena rule (Eq. 9); a ratio below 1 saves votes.", ""]
     for ext in cfg.get("extensions", []):
+        studies = ([] if ext["no_main"] else [f"policies {', '.join(ext['policies_run'])}"]) + (
+            [f"late entrant {', '.join(ext['late_policies'])}"] if ext["late"] else [])
         lines.append(f"- Extended at commit {(ext.get('commit') or '?')[:7]} with "
-                     f"{ext['runs_added']} runs ({ext['wall_seconds']:.0f} s wall): policies "
-                     f"{', '.join(ext['policies_run'])}"
-                     f"{', late entrant ' + ', '.join(ext['late_policies']) if ext['late'] else ''}"
-                     f"{' (late entrant only)' if ext['no_main'] else ''}; same seeds, batch "
-                     "and cap, so every run stays paired.")
+                     f"{ext['runs_added']} runs ({ext['wall_seconds']:.0f} s wall): "
+                     f"{'; '.join(studies)}; same seeds, batch and cap, so every run stays "
+                     "paired.")
     for label, bound in result.get("fisher_bound", {}).items():
         lines.append(f"- Fisher bound, {label}: uniform pairing earns "
                      f"{bound['ratio']:.0%} of the best possible information per vote, so "
