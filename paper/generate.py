@@ -719,6 +719,7 @@ def _ratio(cell: Mapping | None) -> str:
 SCENARIO_WORDS = {"normal": "Normal", "crowded": "Crowded"}
 #: Policies whose numbers the text quotes, and their macro names.
 POLICY_WORDS = {"uniform": "Uniform", "arena": "Arena", "eig": "Eig", "topk": "Topk",
+                "rank": "Rank", "thompson": "Thompson",
                 "topk50+eig50": "Mix", "topk25+eig75": "MixQuarter",
                 "topk35+eig65": "MixThird", "topk15+eig85": "MixSixth", "eig+1topk": "SumOne",
                 "eig+4topk": "SumFour"}
