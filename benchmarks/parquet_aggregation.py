@@ -17,7 +17,7 @@ Every measurement runs in a fresh Python process (``python parquet_aggregation.p
 ...``) so "cold" means cold: no imported modules, no DuckDB state (the operating system's page
 cache is not dropped; the files were just written, so reads come from memory, as on any machine
 with RAM to spare). The child reports the seconds of each call and its peak resident set size
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and the resident size after imports, before
+(``VmHWM``, see :func:`_peak_mib`) and the resident size after imports, before
 reading, so the growth due to the data is ``peak - baseline``.
 
     .venv/bin/python benchmarks/parquet_aggregation.py            # 1M, 3M, 10M rows + Dask
@@ -157,6 +157,18 @@ def _rss_mib() -> float:
 
 
 def _peak_mib() -> float:
+    """This process's peak resident set size (MiB): ``VmHWM`` from /proc on Linux, which
+    ``exec`` resets. Not ``ru_maxrss``: a child started by ``subprocess`` (vfork + exec) or a
+    Dask nanny inherits its parent's high-water mark through it, so a child of a parent that
+    had just generated 10M rows reported the parent's ~560 MiB as its own peak. Self-contained
+    (no import from ``compare_anchors``, which has the same reader): Dask runs it on workers."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
