@@ -10,12 +10,15 @@ allocates dozens of such buffers (one cell array of float64 at 426k cells is 3.4
 this cost rivals the arithmetic.
 
 Measured on this project's 2-core machine, one value-and-gradient on one thread (``XLA_FLAGS``
-single-threaded, the setting of parallel chains), with and without the thresholds below:
+single-threaded, the setting of parallel chains), with and without the thresholds below
+(microbenchmarks; ``benchmarks/arena_gradient.py``, with XLA's default threading, went from
+27.5 to 12.4 ms):
 
 =========================================================  ========  ========
-``models/arena.toml``, 150 models, 1M votes (426k cells,    25.1 ms   11.7 ms
-721k direction rows; ``benchmarks/arena_gradient.py``)
+``models/arena.toml``, 150 models, 1M votes (426k padded    25.1 ms   11.7 ms
+cells, 721k direction rows)
 its cell likelihood alone                                   15.8 ms    5.2 ms
+``models/bt-davidson.toml``, 150 models, 11k cells          259 us    261 us
 =========================================================  ========  ========
 
 Setting ``M_MMAP_THRESHOLD`` (which also switches off the dynamic adjustment) and
