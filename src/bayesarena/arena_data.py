@@ -23,7 +23,7 @@ Everything is one DuckDB ``GROUP BY`` over the votes relation:
            CASE WHEN model_a < model_b THEN 1 ELSE -1 END AS sign,  -- with style only
            <raw style features, a minus b>, <outcome counts oriented to (i, j)>
     FROM (SELECT *, count(*) OVER (PARTITION BY voter) AS voter_votes FROM votes)
-    GROUP BY ALL
+    GROUP BY ALL ORDER BY ALL  -- a fixed row order: same data, same sums, same numbers
 
 Voters are pooled by their number of votes only, never by their outcomes (grouping voters by
 how they vote would bias the very estimates being fitted).
@@ -163,7 +163,10 @@ def arena_cells(votes: Votes, spec: ModelSpec, *, check_graph: bool = True) -> A
     counts = _count_sql(votes.kind, a_first)
     select = ", ".join([f"least({a}, {b}) AS model_i", f"greatest({a}, {b}) AS model_j"]
                        + [f"{expr} AS {ident(k)}" for k, expr in keys.items()] + counts)
-    query = f"SELECT {select} FROM {source} AS v GROUP BY ALL"
+    # ORDER BY ALL: a parallel GROUP BY returns its groups in an order that varies from run to
+    # run; the direction rows keep that order within a cell, so sums over them (the style
+    # z-scores, the gradient's scatter into cells) differed in the last bits between processes
+    query = f"SELECT {select} FROM {source} AS v GROUP BY ALL ORDER BY ALL"
     df = relation.query("votes", query).df()  # type: ignore[attr-defined]
     return _build(df, votes, features, check_graph)
 
