@@ -15,25 +15,21 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from arena_size import add_size_arguments, simulate  # benchmarks/arena_size.py
 from numpyro.infer.util import initialize_model
 
 import bayesarena as ba
 from bayesarena.fit import _arena_model, arena_for_spec
-from bayesarena.simulate import simulate_hierarchical_arena
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=150)
-    parser.add_argument("--votes", type=int, default=1_000_000)
-    parser.add_argument("--categories", type=int, default=10)
-    parser.add_argument("--voters", type=int, default=100_000)
+    add_size_arguments(parser)
     parser.add_argument("--spec", default="arena")
     args = parser.parse_args(argv)
-    frame, _ = simulate_hierarchical_arena(args.models, args.votes, categories=args.categories,
-                                           n_voters=args.voters, seed=0)
+    frame, _ = simulate(args, seed=0)
     t0 = time.perf_counter()
     spec = ba.load_spec(args.spec)
     arena, _ = arena_for_spec(ba.read_votes(frame), spec)

@@ -24,20 +24,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+from arena_size import add_size_arguments, simulate  # benchmarks/arena_size.py
 
 import bayesarena as ba
 from bayesarena.arena_data import arena_cells
-from bayesarena.simulate import simulate_hierarchical_arena
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=150)
-    parser.add_argument("--votes", type=int, default=1_000_000)
-    parser.add_argument("--categories", type=int, default=10)
-    parser.add_argument("--voters", type=int, default=100_000)
+    add_size_arguments(parser)
     parser.add_argument("--spec", default="arena")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--draws", type=int, default=None)
@@ -49,9 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
         "bayesarena": ba.__version__}}
     t0 = time.perf_counter()
-    frame, truth = simulate_hierarchical_arena(
-        args.models, args.votes, categories=args.categories, n_voters=args.voters,
-        seed=args.seed)
+    frame, truth = simulate(args, seed=args.seed)
     result["simulate_s"] = round(time.perf_counter() - t0, 2)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "votes.parquet"

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import numpyro
+from arena_size import add_size_arguments, simulate  # benchmarks/arena_size.py
 
 import bayesarena as ba
-from bayesarena.simulate import simulate_hierarchical_arena
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELDS = ("num_steps", "adapt_state.step_size", "accept_prob", "diverging")
@@ -63,17 +63,13 @@ def record_warmup(store: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=150)
-    parser.add_argument("--votes", type=int, default=1_000_000)
-    parser.add_argument("--categories", type=int, default=10)
-    parser.add_argument("--voters", type=int, default=100_000)
+    add_size_arguments(parser)
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--init", default="laplace", choices=("laplace", "prior_median"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
-    frame, _ = simulate_hierarchical_arena(args.models, args.votes, categories=args.categories,
-                                           n_voters=args.voters, seed=args.seed)
+    frame, _ = simulate(args, seed=args.seed)
     votes = ba.read_votes(frame)
     spec = ba.load_spec("arena").with_sampler(init=args.init)
     store: dict = {}
