@@ -65,10 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
         result["fit_s"] = round(time.perf_counter() - t0, 2)
     tree = post.tree
     result["laplace_s"] = tree.attrs.get("laplace_s")
+    result["refine_s"] = tree.attrs.get("refine_s")
     result["nuts_s"] = tree.attrs.get("nuts_s")
     result["diagnostics"] = post.diagnostics.to_dict()
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
+    result["mean_leapfrog_steps_per_chain"] = [float(x) for x in steps.mean(axis=1)]
     result["parameters"] = int(sum(v.size // (v.shape[0] * v.shape[1])
                                    for v in (tree["posterior"][k].values
                                              for k in tree["posterior"].data_vars)))

@@ -170,8 +170,10 @@ def test_centring_rules():
     rng = np.random.default_rng(0)
     z = rng.normal(size=200)
     assert centre_group(z, 0.5, np.full(200, 1 + 0.25 * 400.0), 200)  # L = 400, sd 0.05
-    # L = 4 (noise sd 0.5) and estimates of sd 0.5: all noise
-    assert not centre_group(z, 0.5, np.full(200, 1 + 4.0 * 0.25), 200)
+    # L = 4 (noise sd 0.5) and estimates that are pure noise, as a fit at scale 0.5 gives
+    # them (the conditional mode shrinks them by L s0^2 / (1 + L s0^2) = 1/2)
+    noise = rng.normal(0.0, 0.5, size=200)
+    assert not centre_group(0.5 * noise / 0.5, 0.5, np.full(200, 1 + 4.0 * 0.25), 200)
     assert not centre_group(z, 0.5, np.full(200, 1 + 0.25 * 400.0), 3)  # 3 members: tau unsure
     forced = arena_spec(categories={"parametrization": "noncentered"})
     assert not default_category_centring(data, forced).any()
@@ -279,3 +281,82 @@ def test_save_load_keeps_hierarchy(recovered, tmp_path):
     assert back.categories == post.categories
     pd.testing.assert_frame_equal(back.voter_reliability(), post.voter_reliability())
     pd.testing.assert_frame_equal(back.style_coefficients(), post.style_coefficients())
+
+
+def test_group_spread_is_the_moment_estimate():
+    """Normal-normal: x_k ~ N(0, s^2), estimates y_k = x_k + e_k with e_k ~ N(0, 1 / L). Given
+    as a non-centred Laplace fit at scale s0 (z = conditional mode / s0, curvature 1 + s0^2 L),
+    the spread comes back as s whatever s0 was: the estimator's sd is about
+    sqrt(2 / n) (s^2 + 1 / L) / (2 s) = 0.0053 here; allow 4 of them."""
+    from bayesarena.arena_model import group_spread
+
+    rng = np.random.default_rng(1)
+    n, s, precision = 5000, 0.3, 100.0
+    y = rng.normal(0.0, s, n) + rng.normal(0.0, precision**-0.5, n)  # each element's estimate
+    tolerance = 4 * np.sqrt(2 / n) * (s**2 + 1 / precision) / (2 * s)
+    # the fit's scale s0 barely shrinks (5.0) or halves (0.1: L s0^2 = 1) the estimates
+    for scale in (5.0, 0.1):
+        info = precision * scale**2
+        x_mode = y * info / (1 + info)  # the conditional mode at s0
+        g = group_spread(x_mode / scale, scale, np.full(n, 1 + info))
+        np.testing.assert_allclose(g.precision, precision)
+        assert abs(g.noise - 0.1) < 1e-12
+        assert abs(g.spread - s) < tolerance, (scale, g.spread)
+    # estimates that are all noise: no spread (EM's fixed point is 0; allow its slow approach)
+    pure_noise = rng.normal(0, 0.1, n) * 0.5
+    assert group_spread(pure_noise / 0.1, 0.1, np.full(n, 2.0)).spread < 0.03
+
+
+def test_centre_elements_per_voter():
+    """Each element by its own precision: with spread s = 0.3 (n large, shrink ~ 1), elements
+    with L s^2 >= 1 (L >= 11.1) are centred, the others not."""
+    from bayesarena.arena_model import centre_elements
+
+    rng = np.random.default_rng(2)
+    n, s = 4000, 0.3
+    precision = np.where(np.arange(n) % 2 == 0, 50.0, 2.0)
+    x_hat = rng.normal(0.0, s, n) + rng.normal(0.0, 1.0, n) / np.sqrt(precision)
+    centred = centre_elements(x_hat, 1.0, 1.0 + precision, n)
+    np.testing.assert_array_equal(centred, precision == 50.0)
+
+
+def test_marginal_scales_keep_every_element():
+    """The scales move to their moment estimates and z is rescaled so that x = scale z is
+    unchanged (a category at a time for a vector of scales)."""
+    from bayesarena.fit import _marginal_scales
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 0.05, size=(3, 99))
+    mode = {"category_deviation_z": z, "category_scale": np.log([2.0, 3.0, 4.0]),
+            "sigma": np.array(0.0), "log_nu": np.array(0.1)}
+    curvature = {"category_deviation_z": np.full_like(z, 1 + 4.0 * 400)}  # L = 400 / scale^2
+    out = _marginal_scales(mode, curvature)
+    np.testing.assert_allclose(np.exp(out["category_scale"])[:, None] * out["category_deviation_z"],
+                               np.exp(mode["category_scale"])[:, None] * z)
+    assert not np.allclose(out["category_scale"], mode["category_scale"])
+    assert out["log_nu"] is mode["log_nu"] and out["sigma"] is mode["sigma"]  # no theta_z
+
+
+@pytest.mark.parametrize("multi_tag", [True, False])
+def test_theta_through_category_mean_only_where_votes_pin_it(multi_tag):
+    """``fit`` samples theta through its category mean psi when the votes pin theta itself
+    (some votes carry two tags, so theta_m + delta_mc and theta_m + delta_mc + delta_mc' are
+    both seen), and not when every vote carries one tag: then only theta_m + delta_mc is
+    pinned and theta itself rests on its prior (the funnel the psi coordinates would
+    create with sigma). Decided from the first Laplace step, as ``fit`` does."""
+    import jax
+    import jax.numpy as jnp
+
+    from bayesarena.fit import _arena_model, _noncentred_strengths, _scales_at_prior_median
+    from bayesarena.laplace import laplace_approximation
+
+    frame, _ = simulate_hierarchical_arena(8, 6000, categories=3, n_voters=0, style=False,
+                                           multi_tag=multi_tag, seed=4)
+    spec = arena_spec(categories={})
+    data = arena_cells(ba.read_votes(frame), spec)
+    model, kwargs = _arena_model(data, _noncentred_strengths(spec), centring="none")
+    lap = laplace_approximation(model, kwargs, jax.random.PRNGKey(0), precondition=True,
+                                **_scales_at_prior_median(spec, kwargs))
+    centring = (lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature)))
+    sampled, _ = _arena_model(data, spec, centring=centring)
+    assert sampled.keywords["theta_from_category_mean"] is multi_tag
