@@ -58,6 +58,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "arena_scaling_mid.json": ("ArenaMid", "benchmarks/arena_scaling.py --models 50 "
                                            "--votes 100000 --categories 10 --voters 10000 "
                                            "--out mid"),
+    "arena_scaling.json": ("ArenaFull", "benchmarks/arena_scaling.py"),
     "arena_gradient.json": ("ArenaGradient", "benchmarks/arena_gradient.py"),
     "active_sampling_50.json": ("ActiveFifty", "benchmarks/active_sampling.py --models 50 "
                                                "--batch 500 --cap 60000 --late "
@@ -893,36 +894,40 @@ def performance_section(out: Output) -> None:
             rows.append([f"NUTS, {chain} chains", num(r["fit_s"], 1),
                          num(r["min_ess_bulk"]), num(r["max_rhat"], 3), num(r["divergences"]),
                          num(r["ess_bulk_per_s"])])
-    mid = out.load("arena_scaling_mid.json")
-    if mid is not None:
-        src = "arena_scaling_mid.json"
-        cfg = mid["config"]
+    for src, prefix in (("arena_scaling_mid.json", "ArenaMid"), ("arena_scaling.json",
+                                                                  "ArenaFull")):
+        run = out.load(src)
+        if run is None:
+            continue
+        cfg = run["config"]
         for key, name in (("models", "Models"), ("votes", "Votes"), ("categories",
                                                                        "Categories"),
                           ("voters", "Voters")):
-            out.macro(f"ArenaMid{name}", num(cfg[key]), f"{src} config.{key}")
-        g = mid["diagnostics"]
-        out.macro("ArenaMidFit", num(mid["fit_s"]), f"{src} fit_s")
-        out.macro("ArenaMidESS", num(g["min_ess_bulk"]), f"{src} diagnostics.min_ess_bulk")
-        out.macro("ArenaMidRhat", num(g["max_rhat"], 3), f"{src} diagnostics.max_rhat")
-        out.macro("ArenaMidDivergences", num(g["divergences"]), f"{src} diagnostics."
+            out.macro(f"{prefix}{name}", num(cfg[key]), f"{src} config.{key}")
+        g = run["diagnostics"]
+        out.macro(f"{prefix}Fit", num(run["fit_s"]), f"{src} fit_s")
+        out.macro(f"{prefix}ESS", num(g["min_ess_bulk"]), f"{src} diagnostics.min_ess_bulk")
+        out.macro(f"{prefix}Rhat", num(g["max_rhat"], 3), f"{src} diagnostics.max_rhat")
+        out.macro(f"{prefix}Divergences", num(g["divergences"]), f"{src} diagnostics."
                   "divergences")
-        out.macro("ArenaMidParameters", num(mid["parameters"]), f"{src} parameters")
-        out.macro("ArenaMidCells", num(mid["layout"]["cells"]), f"{src} layout.cells")
-        out.macro("ArenaMidRows", num(mid["layout"]["direction_rows"]), f"{src} layout."
+        out.macro(f"{prefix}Steps", num(run["mean_leapfrog_steps"]), f"{src} "
+                  "mean_leapfrog_steps")
+        out.macro(f"{prefix}Parameters", num(run["parameters"]), f"{src} parameters")
+        out.macro(f"{prefix}Cells", num(run["layout"]["cells"]), f"{src} layout.cells")
+        out.macro(f"{prefix}Rows", num(run["layout"]["direction_rows"]), f"{src} layout."
                   "direction_rows")
-        rec = mid.get("recovery", {})
+        rec = run.get("recovery", {})
         if "theta_coverage" in rec:
-            out.macro("ArenaMidThetaCoverage", pct(rec["theta_coverage"], 0),
+            out.macro(f"{prefix}ThetaCoverage", pct(rec["theta_coverage"], 0),
                       f"{src} recovery.theta_coverage")
-            out.macro("ArenaMidThetaRMSE", num(rec["theta_rmse_elo"], 1),
+            out.macro(f"{prefix}ThetaRMSE", num(rec["theta_rmse_elo"], 1),
                       f"{src} recovery.theta_rmse_elo")
-        if rows:
-            rows.append(r"\midrule")
+        if rows and isinstance(rows[-1], list) and not rows[-1][0].startswith(r"\texttt"):
+            rows.append(r"\midrule")  # before the first arena row
         rows.append([f"\\texttt{{arena}}, {num(cfg['models'])} models, {num(cfg['votes'])} "
-                     "votes", num(mid["fit_s"], 0), num(g["min_ess_bulk"]),
+                     "votes", num(run["fit_s"], 0), num(g["min_ess_bulk"]),
                      num(g["max_rhat"], 3), num(g["divergences"]),
-                     num(g["min_ess_bulk"] / mid["fit_s"], 1)])
+                     num(g["min_ess_bulk"] / run["fit_s"], 1)])
     if rows:
         out.table("tab_perf_fit", tabular(
             "lrrrrr", ["Step", "Wall (s)", "min ESS", r"max $\hat R$", "Div.", "ESS/s"], rows))
