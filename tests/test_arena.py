@@ -283,7 +283,7 @@ def test_save_load_keeps_hierarchy(recovered, tmp_path):
     pd.testing.assert_frame_equal(back.style_coefficients(), post.style_coefficients())
 
 
-def test_group_spread_is_the_moment_estimate():
+def test_group_spread_is_the_marginal_likelihood_estimate():
     """Normal-normal: x_k ~ N(0, s^2), estimates y_k = x_k + e_k with e_k ~ N(0, 1 / L). Given
     as a non-centred Laplace fit at scale s0 (z = conditional mode / s0, curvature 1 + s0^2 L),
     the spread comes back as s whatever s0 was: the estimator's sd is about

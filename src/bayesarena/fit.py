@@ -9,8 +9,10 @@ JAX has at least one per chain, else sequential; ``benchmarks/fit_scaling.py`` h
 measurement behind that choice) start each chain from an
 independent draw of the Laplace approximation, inflated 1.5x so the chains start overdispersed
 (R-hat needs that), and seed the diagonal mass matrix with the Laplace marginal variances, which
-lets warmup converge in fewer iterations. Hoffman & Gelman (2014) for NUTS; Phan, Pradhan &
-Jankowiak (2019) for NumPyro.
+lets warmup converge in fewer iterations. For hierarchical specs that Laplace approximation is
+taken in the coordinates NUTS samples, with every group scale at its marginal maximum-likelihood
+value (:func:`_refine_in_sampling_coordinates`). Hoffman & Gelman (2014) for NUTS; Phan,
+Pradhan & Jankowiak (2019) for NumPyro.
 """
 
 from __future__ import annotations
@@ -374,13 +376,15 @@ def _scales_at_prior_median(spec: ModelSpec, kwargs: dict) -> dict[str, Any]:
 
 def _marginal_scales(mode: dict[str, np.ndarray], curvature: dict[str, np.ndarray]
                      ) -> dict[str, np.ndarray]:
-    """Move each group's scale from the non-centred joint mode to its moment estimate
-    (:func:`~bayesarena.arena_model.group_spread`; floored at half the elements' noise sd when
-    the data show no spread), rescaling ``z`` so that every element ``x = scale z`` stays
-    where the data put it. The joint mode in non-centred coordinates overstates every scale
-    the data inform (at 150 models x 1M votes: sigma 2.8 for a true 0.58, category scales 1.3
-    for 0.23, the voters' 5.3 for 0.3), and chains started there spent their first hundred
-    warmup iterations at up to 1,023 leapfrog steps (``benchmarks/arena_warmup.py``)."""
+    """Move each group's scale to its marginal maximum-likelihood estimate
+    (:func:`~bayesarena.arena_model.group_spread`; floored at half the elements' typical noise
+    sd when the data show no spread), rescaling ``z`` so that every element ``x = scale z``
+    stays where the data put it. Neither joint mode estimates a scale: the non-centred one
+    overstates every scale the data inform (at 150 models x 1M votes: sigma 2.8 for a true
+    0.58, category scales 1.3 for 0.23, the voters' 5.3 for 0.3; chains started there spent
+    their first hundred warmup iterations at up to 1,023 leapfrog steps,
+    ``results/arena_warmup.json``), the centred one does not exist (the density is unbounded
+    as a scale and its elements go to 0 together)."""
     out = dict(mode)
     for z_site, scale_site in GROUPS:
         if z_site not in mode:
@@ -405,7 +409,7 @@ def _refine_in_sampling_coordinates(
 
     The first Laplace step runs with every group non-centred (in centred coordinates the
     density is unbounded where a scale meets 0) and decides the centring. Its mode is mapped
-    to the sampled coordinates with each scale at its moment estimate
+    to the sampled coordinates with each scale at its marginal maximum-likelihood estimate
     (:func:`_marginal_scales`); the other parameters are then optimised with the scales held
     there (a conditional mode, as empirical Bayes takes them: Kass & Steffey 1989), and the
     curvature taken at that point, in the coordinates NUTS moves in.

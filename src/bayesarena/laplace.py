@@ -120,9 +120,8 @@ def laplace_approximation(
         grad = jax.grad(lambda y: potential_gen(**kwargs)(unravel(y)))
         return jax.lax.map(lambda v: jax.jvp(grad, (x,), (v,))[1], probes)  # low memory
 
-    probes = site_probes(info.param_info.z, rng_key)
-
     def diagonal_at(x: np.ndarray) -> np.ndarray:
+        probes = site_probes(info.param_info.z, rng_key)
         hv = np.asarray(hessian_vector_products(jnp.asarray(x), model_kwargs,
                                                 jnp.asarray(probes)))
         return _floor_by_site(np.sum(probes * hv, axis=0) / np.sum(probes**2, axis=0), unravel)
