@@ -329,24 +329,20 @@ def _to_sampling_coordinates(point: dict[str, np.ndarray], kwargs: dict,
         if via_category_mean:
             delta = np.exp(out["category_scale"])[:, None] * out["category_deviation_z"]
             out["theta_category_mean"] = out.pop("theta") + delta.mean(axis=0)
-    if "category_deviation_z" in out:
-        z = out.pop("category_deviation_z")
-        tau = np.exp(out["category_scale"])[:, None]
-        centred, noncentred = (np.asarray(kwargs[f"category_{k}"])
-                               for k in ("centred", "noncentred"))
+    # (site, model-argument prefix, loc): a category's deviations are one element (a row)
+    for name, key, loc in (("category_deviation", "category", 0.0),
+                           ("voter_discrimination", "voter", 1.0)):
+        if f"{name}_z" not in out:
+            continue
+        z = out.pop(f"{name}_z")
+        scale = np.exp(out[dict(GROUPS)[f"{name}_z"]])
+        scale = np.broadcast_to(np.reshape(scale, np.shape(scale) + (1,) * (z.ndim - 1)),
+                                z.shape)
+        centred, noncentred = (np.asarray(kwargs[f"{key}_{k}"]) for k in ("centred", "noncentred"))
         if centred.size:
-            out["category_deviation_centred"] = tau[centred] * z[centred]
+            out[f"{name}_centred"] = loc + scale[centred] * z[centred]
         if noncentred.size:
-            out["category_deviation_z"] = z[noncentred]
-    if "voter_discrimination_z" in out:
-        z = out.pop("voter_discrimination_z")
-        scale = np.exp(out["voter_discrimination_scale"])
-        centred, noncentred = (np.asarray(kwargs[f"voter_{k}"])
-                               for k in ("centred", "noncentred"))
-        if centred.size:
-            out["voter_discrimination_centred"] = 1.0 + scale * z[centred]
-        if noncentred.size:
-            out["voter_discrimination_z"] = z[noncentred]
+            out[f"{name}_z"] = z[noncentred]
     return out
 
 
