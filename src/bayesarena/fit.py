@@ -195,12 +195,10 @@ def fit(
     lap = centring = None
     if method == "laplace" or spec.sampler.init == "laplace":
         t0 = time.perf_counter()
-        if arena is not None and method == "nuts":  # scales held: see _scales_at_prior_median
-            lap = laplace_approximation(lap_model, lap_kwargs, key_laplace, precondition=True,
-                                        **_scales_at_prior_median(spec, lap_kwargs))
-        else:
-            lap = laplace_approximation(lap_model, lap_kwargs, key_laplace,
-                                        hessian="full" if method == "laplace" else "auto")
+        options = (dict(precondition=True, **_scales_at_prior_median(spec, lap_kwargs))
+                   if arena is not None and method == "nuts"  # see _scales_at_prior_median
+                   else dict(hessian="full" if method == "laplace" else "auto"))
+        lap = laplace_approximation(lap_model, lap_kwargs, key_laplace, **options)
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
                      laplace_converged=int(lap.converged), laplace_grad_norm=lap.grad_norm)
         mode = lap.unravel(jnp.asarray(lap.mode))
@@ -364,7 +362,7 @@ def _scales_at_prior_median(spec: ModelSpec, kwargs: dict) -> dict[str, Any]:
     if spec.categories.enabled:
         values["category_scale"] = np.full(kwargs["tagsets"].shape[1],
                                            prior_median(spec.priors["category_scale"]))
-    if spec.voters.enabled and kwargs["voter_noncentred"].shape[0]:
+    if spec.voters.enabled:
         values["voter_discrimination_scale"] = prior_median(
             spec.priors["voter_discrimination_scale"])
     return {"init_values": values, "fixed": tuple(values)}

@@ -102,8 +102,6 @@ def laplace_approximation(
                            for k, z in info.param_info.z.items()})[0]
     held = np.asarray(ravel_pytree({k: jnp.full(jnp.shape(z), k in fixed)
                                     for k, z in info.param_info.z.items()})[0], dtype=bool)
-    bounds = ([(float(v), float(v)) if h else (None, None)
-               for v, h in zip(np.asarray(x0), held, strict=True)] if held.any() else None)
     potential_gen = info.potential_fn
 
     @jax.jit
@@ -134,11 +132,11 @@ def laplace_approximation(
         v, g = value_and_grad(jnp.asarray(u * scale), model_kwargs)
         return float(v), np.asarray(g, dtype=float) * scale
 
-    if bounds is not None:
-        bounds = [(lo / c, hi / c) if lo is not None else (lo, hi)
-                  for (lo, hi), c in zip(bounds, scale, strict=True)]
-    res = minimize(fun, np.asarray(x0, dtype=float) / scale, jac=True, method="L-BFGS-B",
-                   bounds=bounds, options={"maxiter": max_iter, "gtol": gtol, "maxcor": 30})
+    u0 = np.asarray(x0, dtype=float) / scale
+    bounds = ([(float(u), float(u)) if h else (None, None) for u, h in zip(u0, held, strict=True)]
+              if held.any() else None)  # a fixed site: both bounds at its start
+    res = minimize(fun, u0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": max_iter, "gtol": gtol, "maxcor": 30})
     x_opt, gradient = res.x * scale, res.jac / scale
     postprocess = info.postprocess_fn(**model_kwargs)
     common = dict(mode=x_opt, unravel=unravel, postprocess=postprocess,
