@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--spec", default="arena")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--draws", type=int, default=None)
+    parser.add_argument("--target-accept", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
                             "heavy_voters": len(arena.voters),
                             "tag_sets": len(arena.cells.categories)}
         t0 = time.perf_counter()
-        post = ba.fit(votes, spec, seed=args.seed, warmup=args.warmup, draws=args.draws)
+        post = ba.fit(votes, spec, seed=args.seed, warmup=args.warmup, draws=args.draws,
+                      target_accept=args.target_accept)
         result["fit_s"] = round(time.perf_counter() - t0, 2)
     tree = post.tree
     result["laplace_s"] = tree.attrs.get("laplace_s")
