@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--draws", type=int, default=None)
     parser.add_argument("--target-accept", type=float, default=None)
+    parser.add_argument("--no-pool", action="store_true",
+                        help="each chain keeps its own warmup adaptation (NumPyro's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         votes = ba.read_votes(path)
         spec = ba.load_spec(args.spec)
+        if args.no_pool:
+            spec = spec.with_sampler(pool_adaptation=False)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
         result["layout"] = {"cells": arena.cells.n_cells, "direction_rows": arena.n_rows,
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
     result["mean_leapfrog_steps_per_chain"] = [float(x) for x in steps.mean(axis=1)]
+    result["step_size_per_chain"] = [float(x) for x in
+                                     tree["sample_stats"]["step_size"].values[:, 0]]
     result["parameters"] = int(sum(v.size // (v.shape[0] * v.shape[1])
                                    for v in (tree["posterior"][k].values
                                              for k in tree["posterior"].data_vars)))

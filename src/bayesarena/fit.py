@@ -34,6 +34,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 
+from bayesarena.adaptation import pool_adaptation
 from bayesarena.arena_data import ArenaCells, arena_cells
 from bayesarena.arena_model import (
     arena_model,
@@ -479,10 +480,15 @@ def _run_nuts(
                   init_strategy=init_to_median(num_samples=15))  # used when init_params is None
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
                 chain_method=chain_method, progress_bar=progress, jit_model_args=True)
+    fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy",
+              "adapt_state.step_size")
     t0 = time.perf_counter()
-    mcmc.run(key_nuts, init_params=init_params,
-             extra_fields=("diverging", "num_steps", "accept_prob", "energy",
-                           "potential_energy"), **kwargs)
+    if s.pool_adaptation and s.chains > 1 and s.warmup > 0:
+        mcmc.warmup(key_nuts, init_params=init_params, **kwargs)
+        mcmc.post_warmup_state = pool_adaptation(mcmc.post_warmup_state)
+        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=fields, **kwargs)
+    else:
+        mcmc.run(key_nuts, init_params=init_params, extra_fields=fields, **kwargs)
     # np.asarray blocks until JAX's asynchronous dispatch has finished: time after it
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
@@ -493,5 +499,6 @@ def _run_nuts(
         "acceptance_rate": extra["accept_prob"],
         "energy": extra["energy"],
         "lp": -extra["potential_energy"],
+        "step_size": extra["adapt_state.step_size"],
     }
     return samples, stats, round(elapsed, 4)

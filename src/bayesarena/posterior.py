@@ -2,7 +2,8 @@
 
 Groups (ArviZ 1.x conventions):
 - ``posterior``: ``theta (chain, draw, model)``, ``sigma``, and the tie/both-bad parameters;
-- ``sample_stats`` (NUTS): ``diverging``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``;
+- ``sample_stats`` (NUTS): ``diverging``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``,
+  ``step_size`` (the same for every chain when the warmup adaptation is pooled);
 - ``observed_data``: the cells' ``counts (cell, outcome)``;
 - ``constant_data``: each cell's ``model_i``, ``model_j``, ``tagset`` (names: the cell's
   category, or its tags joined by ``+``) and ``votes`` per model; for hierarchical specs also
