@@ -321,8 +321,9 @@ def test_centre_elements_per_voter():
 
 
 def test_marginal_scales_keep_every_element():
-    """The scales move to their moment estimates and z is rescaled so that x = scale z is
-    unchanged (a category at a time for a vector of scales)."""
+    """The scales move to their marginal maximum-likelihood estimates and z is rescaled so
+    that x = scale z is unchanged (a category at a time for a vector of scales); each scale
+    comes with the information about it."""
     from bayesarena.fit import _marginal_scales
 
     rng = np.random.default_rng(3)
@@ -330,11 +331,33 @@ def test_marginal_scales_keep_every_element():
     mode = {"category_deviation_z": z, "category_scale": np.log([2.0, 3.0, 4.0]),
             "sigma": np.array(0.0), "log_nu": np.array(0.1)}
     curvature = {"category_deviation_z": np.full_like(z, 1 + 4.0 * 400)}  # L = 400 / scale^2
-    out = _marginal_scales(mode, curvature)
+    out, information = _marginal_scales(mode, curvature)
     np.testing.assert_allclose(np.exp(out["category_scale"])[:, None] * out["category_deviation_z"],
                                np.exp(mode["category_scale"])[:, None] * z)
     assert not np.allclose(out["category_scale"], mode["category_scale"])
     assert out["log_nu"] is mode["log_nu"] and out["sigma"] is mode["sigma"]  # no theta_z
+    assert set(information) == {"category_scale"} and information["category_scale"].shape == (3,)
+    assert np.all(information["category_scale"] <= 2 * 99)  # at most 2 per element
+
+
+def test_log_spread_information_is_the_estimates_precision():
+    """The variance of the marginal maximum-likelihood ``log s`` over replicate groups matches
+    ``1 / log_spread_information`` (the inverse Fisher information; 400 elements with unequal
+    precisions, so the asymptotics hold to a few percent). 1,000 replicates estimate the
+    variance to a relative sd of sqrt(2 / 999) = 4.5%; we allow 4 of those."""
+    from bayesarena.arena_model import group_spread, log_spread_information
+
+    rng = np.random.default_rng(11)
+    s, s0, n, reps = 0.3, 0.5, 400, 1000
+    precision = rng.uniform(2.0, 40.0, size=n)  # r_k from 0.15 to 0.78
+    info = log_spread_information(precision, s)
+    estimates = []
+    for _ in range(reps):
+        y = rng.normal(0.0, np.sqrt(s**2 + 1.0 / precision))
+        x = y * precision * s0**2 / (1.0 + precision * s0**2)  # conditional mode at s0
+        estimates.append(group_spread(x / s0, s0, 1.0 + precision * s0**2).spread)
+    ratio = np.var(np.log(estimates), ddof=1) * info
+    assert abs(ratio - 1.0) < 4 * np.sqrt(2.0 / (reps - 1)), ratio
 
 
 @pytest.mark.parametrize("multi_tag", [True, False])

@@ -264,3 +264,26 @@ def test_pooled_adaptation_gives_every_chain_one_kernel(small_cells):
     assert np.all(own_steps == own_steps[:, :1])  # fixed during sampling
     assert len(np.unique(own_steps[:, 0])) == 4
     np.testing.assert_allclose(pooled_steps, np.median(own_steps[:, 0]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_with_site_precisions_sets_a_sites_variance(full):
+    """A site's precision is raised to the given value (never lowered), its couplings are
+    removed, and the other sites' conditional precisions stay as they were."""
+    from jax.flatten_util import ravel_pytree
+
+    from bayesarena.laplace import LaplaceResult, with_site_precisions
+
+    _, unravel = ravel_pytree({"a": np.zeros(2), "s": np.zeros(1)})
+    h = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 0.1]])
+    common = dict(mode=np.zeros(3), unravel=unravel, postprocess=None, converged=True,
+                  iterations=1, grad_norm=0.0, potential=0.0)
+    result = (LaplaceResult(precision_chol=np.linalg.cholesky(h), **common) if full
+              else LaplaceResult(precision_chol=None, precision_diag=np.diag(h).copy(), **common))
+    out = with_site_precisions(result, {"s": np.array([50.0])})
+    np.testing.assert_allclose(out.marginal_variances[2], 1 / 50.0)
+    np.testing.assert_allclose(out.curvature, [4.0, 3.0, 50.0])
+    lower = with_site_precisions(result, {"s": np.array([0.01])})
+    np.testing.assert_allclose(lower.curvature[2], 0.1)  # raised only, never lowered
+    if full:
+        np.testing.assert_allclose((out.precision_chol @ out.precision_chol.T)[:2, :2], h[:2, :2])

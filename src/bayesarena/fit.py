@@ -41,6 +41,7 @@ from bayesarena.arena_model import (
     centre_elements,
     centre_group,
     group_spread,
+    log_spread_information,
     model_arguments,
     prior_median,
     theta_pinned,
@@ -52,6 +53,7 @@ from bayesarena.laplace import (
     constrained_draws,
     laplace_approximation,
     sample_unconstrained,
+    with_site_precisions,
 )
 from bayesarena.numpyro_model import bucket_size, pad_rows, pairwise_model
 from bayesarena.posterior import Posterior, build_tree
@@ -370,7 +372,7 @@ def _scales_at_prior_median(spec: ModelSpec, kwargs: dict) -> dict[str, Any]:
 
 
 def _marginal_scales(mode: dict[str, np.ndarray], curvature: dict[str, np.ndarray]
-                     ) -> dict[str, np.ndarray]:
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Move each group's scale to its marginal maximum-likelihood estimate
     (:func:`~bayesarena.arena_model.group_spread`; floored at half the elements' typical noise
     sd when the data show no spread), rescaling ``z`` so that every element ``x = scale z``
@@ -379,20 +381,25 @@ def _marginal_scales(mode: dict[str, np.ndarray], curvature: dict[str, np.ndarra
     0.58, category scales 1.3 for 0.23, the voters' 5.3 for 0.3; chains started there spent
     their first hundred warmup iterations at up to 1,023 leapfrog steps,
     ``results/arena_warmup.json``), the centred one does not exist (the density is unbounded
-    as a scale and its elements go to 0 together)."""
-    out = dict(mode)
+    as a scale and its elements go to 0 together).
+
+    Returns the moved point and, per scale site, the information about each ``log scale``
+    there (:func:`~bayesarena.arena_model.log_spread_information`)."""
+    out, information = dict(mode), {}
     for z_site, scale_site in GROUPS:
         if z_site not in mode:
             continue
         z = np.atleast_2d(mode[z_site])
         old = np.atleast_1d(np.exp(mode[scale_site]))
-        new = np.empty_like(old)
+        new, info = np.empty_like(old), np.empty_like(old)
         for row in range(len(old)):
             g = group_spread(z[row], old[row], np.atleast_2d(curvature[z_site])[row])
             new[row] = max(g.spread, 0.5 * g.noise)
+            info[row] = log_spread_information(g.precision, new[row])
         out[z_site] = np.reshape(z * (old / new)[:, None], np.shape(mode[z_site]))
         out[scale_site] = np.reshape(np.log(new), np.shape(mode[scale_site]))
-    return out
+        information[scale_site] = np.reshape(info, np.shape(mode[scale_site]))
+    return out, information
 
 
 def _refine_in_sampling_coordinates(
@@ -407,15 +414,20 @@ def _refine_in_sampling_coordinates(
     to the sampled coordinates with each scale at its marginal maximum-likelihood estimate
     (:func:`_marginal_scales`); the other parameters are then optimised with the scales held
     there (a conditional mode, as empirical Bayes takes them: Kass & Steffey 1989), and the
-    curvature taken at that point, in the coordinates NUTS moves in.
+    curvature taken at that point, in the coordinates NUTS moves in. A held scale's curvature
+    there is not its posterior precision (its elements are held too); its entry becomes the
+    larger of that curvature and the information the marginal likelihood gives about it.
     """
     mode = {k: np.asarray(v) for k, v in lap.unravel(jnp.asarray(lap.mode)).items()}
     curvature = {k: np.asarray(v) for k, v in lap.unravel(jnp.asarray(lap.curvature)).items()}
-    start = _to_sampling_coordinates(_marginal_scales(mode, curvature), kwargs,
+    point, information = _marginal_scales(mode, curvature)
+    start = _to_sampling_coordinates(point, kwargs,
                                      spec.strength.parametrization != "noncentered",
                                      model.keywords["theta_from_category_mean"])
     scales = tuple(scale for _, scale in GROUPS if scale in start)
-    return laplace_approximation(model, kwargs, key, start=start, fixed=scales, precondition=True)
+    refined = laplace_approximation(model, kwargs, key, start=start, fixed=scales,
+                                    precondition=True)
+    return with_site_precisions(refined, information)
 
 
 #: Largest dense mass-matrix block: its covariance is estimated from the warmup windows.

@@ -157,6 +157,32 @@ def laplace_approximation(
     return LaplaceResult(precision_chol=chol, converged=bool(res.success), **common)
 
 
+def with_site_precisions(result: LaplaceResult, precisions: dict[str, np.ndarray]
+                         ) -> LaplaceResult:
+    """``result`` with the Gaussian's precision for some sites raised to at least
+    ``precisions[site]`` (per element) and, where the full Hessian was taken, their couplings
+    to every other parameter removed, so that these sites' variances are ``1 / precision``
+    and the others' conditional precisions are unchanged. For sites whose curvature at the
+    point is known to understate how well the posterior pins them (a hierarchical scale held
+    while its elements are held too: :func:`bayesarena.fit._refine_in_sampling_coordinates`).
+    """
+    sites = result.unravel(jnp.zeros(result.mode.size))
+    index = {k: np.flatnonzero(np.asarray(ravel_pytree(
+        {s: jnp.full(jnp.shape(v), s == k) for s, v in sites.items()})[0]))
+        for k in precisions}
+    diag = np.array(result.curvature, dtype=float)
+    for k, p in precisions.items():
+        diag[index[k]] = np.maximum(diag[index[k]], np.ravel(p))
+    if result.precision_chol is None:
+        return result._replace(precision_diag=diag)
+    h = result.precision_chol @ result.precision_chol.T
+    for k in precisions:
+        h[index[k], :] = 0.0
+        h[:, index[k]] = 0.0
+        h[index[k], index[k]] = diag[index[k]]
+    return result._replace(precision_chol=np.linalg.cholesky(h))
+
+
 #: A Hutchinson entry is floored at this share of its site's median entry: probes make an
 #: entry small or negative where the row's off-diagonal terms are large against its diagonal
 #: (a voter's standardised discrimination, curvature >= 1 from its N(0, 1) prior, estimated
