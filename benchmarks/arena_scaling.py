@@ -41,8 +41,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target-accept", type=float, default=None)
     parser.add_argument("--no-pool", action="store_true",
                         help="each chain keeps its own warmup adaptation (NumPyro's default)")
-    parser.add_argument("--fixed-mass", action="store_true",
-                        help="warmup adapts the step size only (the Laplace mass matrix stays)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
@@ -60,8 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         votes = ba.read_votes(path)
         spec = ba.load_spec(args.spec)
-        spec = spec.with_sampler(pool_adaptation=not args.no_pool,
-                                 adapt_mass_matrix=not args.fixed_mass)
+        spec = spec.with_sampler(pool_adaptation=not args.no_pool)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
         result["layout"] = {"cells": arena.cells.n_cells, "direction_rows": arena.n_rows,

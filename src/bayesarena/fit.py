@@ -489,7 +489,6 @@ def _run_nuts(
     chain_method = resolve_chain_method(s.chain_method, s.chains)
     kernel = NUTS(model, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth,
                   dense_mass=dense, inverse_mass_matrix=inverse_mass,
-                  adapt_mass_matrix=s.adapt_mass_matrix,
                   init_strategy=init_to_median(num_samples=15))  # used when init_params is None
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
                 chain_method=chain_method, progress_bar=progress, jit_model_args=True)

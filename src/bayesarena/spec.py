@@ -181,9 +181,6 @@ class SamplerSpec:
     # after warmup, every chain samples with the chains' mean mass matrix and median step size
     # (bayesarena.adaptation); false: each chain keeps its own, as NumPyro does
     pool_adaptation: bool = True
-    # false: warmup adapts the step size only; the mass matrix stays at its seed (the Laplace
-    # variances under init = "laplace", else the identity)
-    adapt_mass_matrix: bool = True
 
 
 @dataclass(frozen=True)
