@@ -59,6 +59,9 @@ SOURCES: dict[str, tuple[str, str]] = {
                                            "--votes 100000 --categories 10 --voters 10000 "
                                            "--out mid"),
     "arena_scaling.json": ("ArenaFull", "benchmarks/arena_scaling.py"),
+    "arena_scaling_large_settings.json": ("ArenaLarge", "benchmarks/arena_scaling.py --warmup "
+                                                        "200 --draws 1000 --target-accept 0.65 "
+                                                        "--out large_settings"),
     "arena_gradient.json": ("ArenaGradient", "benchmarks/arena_gradient.py"),
     "active_sampling_50.json": ("ActiveFifty", "benchmarks/active_sampling.py --models 50 "
                                                "--batch 500 --cap 60000 --late "
@@ -895,7 +898,8 @@ def performance_section(out: Output) -> None:
                          num(r["min_ess_bulk"]), num(r["max_rhat"], 3), num(r["divergences"]),
                          num(r["ess_bulk_per_s"])])
     for src, prefix in (("arena_scaling_mid.json", "ArenaMid"), ("arena_scaling.json",
-                                                                  "ArenaFull")):
+                                                                  "ArenaFull"),
+                        ("arena_scaling_large_settings.json", "ArenaLarge")):
         run = out.load(src)
         if run is None:
             continue
@@ -924,8 +928,11 @@ def performance_section(out: Output) -> None:
                       f"{src} recovery.theta_rmse_elo")
         if rows and isinstance(rows[-1], list) and not rows[-1][0].startswith(r"\texttt"):
             rows.append(r"\midrule")  # before the first arena row
+        settings = "".join(f", {label} {num(cfg[key], digits)}" for key, label, digits in (
+            ("warmup", "warmup", 0), ("draws", "draws", 0), ("target_accept", "target", 2))
+            if cfg.get(key) is not None)  # sampler settings other than the spec's
         rows.append([f"\\texttt{{arena}}, {num(cfg['models'])} models, {num(cfg['votes'])} "
-                     "votes", num(run["fit_s"], 0), num(g["min_ess_bulk"]),
+                     f"votes{settings}", num(run["fit_s"], 0), num(g["min_ess_bulk"]),
                      num(g["max_rhat"], 3), num(g["divergences"]),
                      num(g["min_ess_bulk"] / run["fit_s"], 1)])
     if rows:

@@ -166,7 +166,9 @@ class PositionSpec:
 @dataclass(frozen=True)
 class SamplerSpec:
     """NUTS defaults. ``init = "laplace"`` starts chains from draws of the Laplace approximation
-    and seeds the mass matrix with its variances, which shortens warmup."""
+    and seeds the mass matrix with its variances, which shortens warmup. ``pool_adaptation``:
+    after warmup all chains sample with the chains' mean mass matrix and median step size
+    (:mod:`bayesarena.adaptation`)."""
 
     chains: int = 4
     warmup: int = 500
