@@ -257,8 +257,9 @@ def test_pooled_adaptation_gives_every_chain_one_kernel(small_cells):
     """With pooling every chain samples at the median of the step sizes the chains adapted on
     their own (the same warmup, same seed, without pooling); without it they differ."""
     kw = dict(seed=2, progress=False, chains=4, warmup=150, draws=50, warn=False)
-    own = fit(small_cells, load_spec("bt-davidson").with_sampler(pool_adaptation=False), **kw)
-    pooled = fit(small_cells, "bt-davidson", **kw)
+    assert not load_spec("bt-davidson").sampler.pool_adaptation  # plain specs: NumPyro's way
+    own = fit(small_cells, "bt-davidson", **kw)
+    pooled = fit(small_cells, load_spec("bt-davidson").with_sampler(pool_adaptation=True), **kw)
     own_steps = own.tree["sample_stats"]["step_size"].values
     pooled_steps = pooled.tree["sample_stats"]["step_size"].values
     assert np.all(own_steps == own_steps[:, :1])  # fixed during sampling

@@ -180,9 +180,9 @@ class SamplerSpec:
     dense_mass: bool = False
     # one dense mass-matrix block for the strengths and hyper-parameters (diagonal elsewhere)
     dense_globals: bool = False
-    # after warmup, every chain samples with the chains' mean mass matrix and median step size
-    # (bayesarena.adaptation); false: each chain keeps its own, as NumPyro does
-    pool_adaptation: bool = True
+    # true: after warmup, every chain samples with the chains' mean mass matrix and median step
+    # size (bayesarena.adaptation); false: each chain keeps its own, as NumPyro does
+    pool_adaptation: bool = False
 
 
 @dataclass(frozen=True)
