@@ -3,10 +3,12 @@ divergences for every warmup iteration of one chain.
 
 At 150 models x 1M votes this shows where a fit's warmup time goes (``arena_warmup.json``:
 the old start at the non-centred joint mode; ``arena_warmup_start.json``: the start of
-``fit._refine_in_sampling_coordinates``). NumPyro keeps the initial (Laplace-seeded) diagonal
-mass matrix until its first adaptation window closes; with ``--warmup 40`` its short schedule
-(initial buffer 6, one slow window of 30, final buffer 4) adapts the matrix once, after
-iteration 36, so the run shows the trees before and after one update.
+``fit._refine_in_sampling_coordinates``; ``arena_warmup_seeds.json``: the same with the
+scales' mass-matrix entries from ``arena_model.log_spread_information``). NumPyro keeps
+the initial (Laplace-seeded) diagonal mass matrix until its first adaptation window closes;
+with ``--warmup 40`` its short schedule (initial buffer 6, one slow window of 30, final
+buffer 4) adapts the matrix once, after iteration 36, so the run shows the trees before and
+after one update.
 
     .venv/bin/python benchmarks/arena_warmup.py --out start        # 150 models, 1M votes
     .venv/bin/python benchmarks/arena_warmup.py --init prior_median --out prior_median
