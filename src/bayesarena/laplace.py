@@ -100,8 +100,7 @@ def laplace_approximation(
             raise ValueError(f"start must give every site of the model; mismatched: {missing}")
         x0 = ravel_pytree({k: jnp.reshape(jnp.asarray(start[k], dtype=x0.dtype), jnp.shape(z))
                            for k, z in info.param_info.z.items()})[0]
-    held = np.asarray(ravel_pytree({k: jnp.full(jnp.shape(z), k in fixed)
-                                    for k, z in info.param_info.z.items()})[0], dtype=bool)
+    held = site_mask(info.param_info.z, fixed)
     potential_gen = info.potential_fn
 
     @jax.jit
@@ -157,6 +156,13 @@ def laplace_approximation(
     return LaplaceResult(precision_chol=chol, converged=bool(res.success), **common)
 
 
+def site_mask(sites: dict[str, jax.Array], names: tuple[str, ...]) -> np.ndarray:
+    """Boolean mask over the flat parameter vector (:func:`~jax.flatten_util.ravel_pytree`
+    order) that is true on the elements of the sites in ``names``."""
+    return np.asarray(ravel_pytree({k: jnp.full(jnp.shape(v), k in names)
+                                    for k, v in sites.items()})[0], dtype=bool)
+
+
 def with_site_precisions(result: LaplaceResult, precisions: dict[str, np.ndarray]
                          ) -> LaplaceResult:
     """``result`` with the Gaussian's precision for some sites raised to at least
@@ -167,9 +173,7 @@ def with_site_precisions(result: LaplaceResult, precisions: dict[str, np.ndarray
     while its elements are held too: :func:`bayesarena.fit._refine_in_sampling_coordinates`).
     """
     sites = result.unravel(jnp.zeros(result.mode.size))
-    index = {k: np.flatnonzero(np.asarray(ravel_pytree(
-        {s: jnp.full(jnp.shape(v), s == k) for s, v in sites.items()})[0]))
-        for k in precisions}
+    index = {k: np.flatnonzero(site_mask(sites, (k,))) for k in precisions}
     diag = np.array(result.curvature, dtype=float)
     for k, p in precisions.items():
         diag[index[k]] = np.maximum(diag[index[k]], np.ravel(p))
