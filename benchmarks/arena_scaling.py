@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target-accept", type=float, default=None)
     parser.add_argument("--no-pool", action="store_true",
                         help="each chain keeps its own warmup adaptation (NumPyro's default)")
+    parser.add_argument("--precision", choices=["double", "mixed"], default=None,
+                        help="likelihood arithmetic during NUTS (default: the spec's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
@@ -58,9 +60,11 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         votes = ba.read_votes(path)
         spec = ba.load_spec(args.spec)
-        spec = spec.with_sampler(pool_adaptation=not args.no_pool)
+        spec = spec.with_sampler(pool_adaptation=not args.no_pool,
+                                 precision=args.precision)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
+        result["precision"] = spec.sampler.precision
         result["layout"] = {"cells": arena.cells.n_cells, "direction_rows": arena.n_rows,
                             "heavy_voters": len(arena.voters),
                             "tag_sets": len(arena.cells.categories)}

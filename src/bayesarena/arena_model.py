@@ -52,6 +52,7 @@ from bayesarena.numpyro_model import (
     prior_distribution,
     strengths,
 )
+from bayesarena.precision import lower, term_dtype, total
 from bayesarena.spec import ModelSpec, Prior
 
 
@@ -165,14 +166,17 @@ def arena_model(
     n_models: int,
     spec: ModelSpec,
     theta_from_category_mean: bool = False,
+    precision: str = "double",
 ) -> None:
     """The arena model over cells and direction rows (see the module docstring and
     :func:`model_arguments` for the arrays).
 
     ``theta_from_category_mean``: sample ``psi_m = theta_m + mean_c delta[m, c]`` instead of
     ``theta`` (same posterior, see :func:`theta_via_category_mean`); use it when most votes
-    carry a category tag.
+    carry a category tag. ``precision``: ``"mixed"`` evaluates the per-cell and per-row terms
+    in float32 and sums them in float64 (:mod:`bayesarena.precision`).
     """
+    low = term_dtype(precision)
     if spec.categories.enabled:
         delta = category_deviations(n_models, tagsets.shape[1], category_centred,
                                     category_noncentred, spec)
@@ -181,31 +185,35 @@ def arena_model(
         strength = theta[None, :] + tagsets @ delta.T  # (tag sets, models)
     else:
         strength = strengths(n_models, spec)[None, :]
-    params = outcome_params(spec)
-    flat = strength.reshape(-1)
+    params = lower(outcome_params(spec), low)
+    flat = lower(strength.reshape(-1), low)
     s_i, s_j = take(flat, flat_i), take(flat, flat_j)
     d = s_i - s_j
     if spec.position.enabled:
-        d = d + numpyro.sample("position", prior_distribution(spec.priors["position"])) * position
+        gamma = numpyro.sample("position", prior_distribution(spec.priors["position"]))
+        d = d + lower(gamma * position, low)
     log_lik = 0.0
     if spec.likelihood.ties == "davidson":
         lp_decisive, lp_tie = decisive_log_probs(d, params.log_nu)
         lp_bothbad = lp_tie
         if spec.likelihood.both_bad == "modelled":
             lp_tie, lp_bothbad = bothbad_split(lp_tie, 0.5 * (s_i + s_j), params)
-        log_lik = jnp.sum((counts[:, 0] + counts[:, 1]) * lp_decisive + counts[:, 2] * lp_tie
-                          + counts[:, 3] * lp_bothbad)
+        n = lower(counts, low)
+        log_lik = total((n[:, 0] + n[:, 1]) * lp_decisive + n[:, 2] * lp_tie
+                        + n[:, 3] * lp_bothbad)
     y = take(d, row_cell)
     if spec.style.enabled:
         beta = numpyro.sample(
             "style_coef", prior_distribution(spec.priors["style_coef"])
             .expand([row_style.shape[1]]).to_event(1))
-        y = y + row_style @ beta
+        y = y + lower(row_style @ beta, low)  # float64 product: see bayesarena.precision
     kappa = None
     if spec.voters.enabled:
-        kappa = take(voter_discrimination(voter_centred, voter_noncentred, spec), row_voter)
+        kappa = take(lower(voter_discrimination(voter_centred, voter_noncentred, spec), low),
+                     row_voter)
     lp_i, lp_j = direction_log_probs(y, kappa)
-    numpyro.factor("votes", log_lik + jnp.sum(row_counts[:, 0] * lp_i + row_counts[:, 1] * lp_j))
+    n = lower(row_counts, low)
+    numpyro.factor("votes", log_lik + total(n[:, 0] * lp_i + n[:, 1] * lp_j))
 
 
 #: Fallback centring rule without a Laplace fit: a category's deviations are centred at

@@ -236,6 +236,8 @@ def fit(
         start = _laplace_start(lap, key_init, spec.sampler.chains)
         if "theta_z" in start[0] and spec.strength.parametrization != "noncentered":
             start = _centre_strengths(*start)
+    # the Laplace steps above ran in float64; NUTS evaluates the likelihood as the spec says
+    model = functools.partial(model, precision=spec.sampler.precision)
     samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)

@@ -2,8 +2,9 @@
 
 - float64: a cell log-likelihood summed over a million votes is ~1e6 in magnitude, where
   float32 keeps only ~0.1 of absolute precision; NUTS's energy-error test would then see
-  rounding noise as divergence. On CPU the cost of float64 here is small (measured in
-  ``benchmarks/fit_scaling.py``).
+  rounding noise as divergence. Parameters, priors, sums and the sampler's state are float64;
+  ``[sampler] precision = "mixed"`` computes only the per-vote terms in float32
+  (:mod:`bayesarena.precision`).
 - The persistent compilation cache (``BAYESARENA_JAX_CACHE``, default
   ``~/.cache/bayesarena/jax``) so a second process fitting the same shapes does not recompile.
   Cell arrays are padded to a few bucket sizes (see :func:`bayesarena.fit.pad_cells`) so that

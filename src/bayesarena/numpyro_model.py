@@ -17,13 +17,13 @@ the centred form is better when each model has many, as in public arenas).
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
 from bayesarena.gather import take
 from bayesarena.likelihood import OutcomeParams, cell_log_likelihood, log_outcome_probs
+from bayesarena.precision import lower, term_dtype, total
 from bayesarena.spec import ModelSpec, Prior
 
 
@@ -89,12 +89,16 @@ def pairwise_model(
     *,
     n_models: int,
     spec: ModelSpec,
+    precision: str = "double",
 ) -> None:
-    """Bradley-Terry family model over aggregated cells (see the module docstring)."""
-    theta = strengths(n_models, spec)
-    params = outcome_params(spec)
+    """Bradley-Terry family model over aggregated cells (see the module docstring).
+    ``precision = "mixed"``: per-cell terms in float32, their sum in float64
+    (:mod:`bayesarena.precision`)."""
+    low = term_dtype(precision)
+    theta = lower(strengths(n_models, spec), low)
+    params = lower(outcome_params(spec), low)
     log_probs = cell_log_probs(theta, model_i, model_j, spec, params)
-    numpyro.factor("votes", jnp.sum(cell_log_likelihood(counts, log_probs)))
+    numpyro.factor("votes", total(cell_log_likelihood(lower(counts, low), log_probs)))
 
 
 def bucket_size(n: int) -> int:

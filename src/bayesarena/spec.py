@@ -53,6 +53,8 @@ BOTH_BAD_MODES = ("drop", "as_tie", "modelled")
 PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 CHAIN_METHODS = ("auto", "sequential", "vectorized", "parallel")
 INIT_STRATEGIES = ("laplace", "prior_median")
+#: likelihood arithmetic during NUTS (bayesarena.precision)
+PRECISIONS = ("double", "mixed")
 CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 POSITION_SOURCES = ("model_a", "column")
 
@@ -168,7 +170,8 @@ class SamplerSpec:
     """NUTS defaults. ``init = "laplace"`` starts chains from draws of the Laplace approximation
     and seeds the mass matrix with its variances, which shortens warmup. ``pool_adaptation``:
     after warmup all chains sample with the chains' mean mass matrix and median step size
-    (:mod:`bayesarena.adaptation`)."""
+    (:mod:`bayesarena.adaptation`). ``precision = "mixed"``: NUTS evaluates per-vote likelihood
+    terms in float32 and their sums in float64 (:mod:`bayesarena.precision`)."""
 
     chains: int = 4
     warmup: int = 500
@@ -183,6 +186,9 @@ class SamplerSpec:
     # true: after warmup, every chain samples with the chains' mean mass matrix and median step
     # size (bayesarena.adaptation); false: each chain keeps its own, as NumPyro does
     pool_adaptation: bool = False
+    # "mixed": NUTS evaluates per-vote likelihood terms in float32 and sums them in float64
+    # (bayesarena.precision); "double": float64 throughout. Laplace steps always run in float64.
+    precision: str = "double"
 
 
 @dataclass(frozen=True)
@@ -412,6 +418,7 @@ def _validate_sampler(s: SamplerSpec, where: str) -> None:
         raise SpecError(f"{where}.target_accept must be in (0, 1), got {s.target_accept}")
     _check_choice(s.chain_method, CHAIN_METHODS, f"{where}.chain_method")
     _check_choice(s.init, INIT_STRATEGIES, f"{where}.init")
+    _check_choice(s.precision, PRECISIONS, f"{where}.precision")
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:
