@@ -9,6 +9,8 @@ Records wall time, ESS per second, the worst R-hat and divergences per configura
 
     python benchmarks/fit_scaling.py            # full: 150 models, 1M votes
     python benchmarks/fit_scaling.py --quick    # 30 models, 20k votes (a smoke run)
+    python benchmarks/fit_scaling.py --chain-methods parallel --precisions double,mixed \
+        --out precision                          # float64 against float32 terms, same run
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def worker(cfg: dict) -> dict:
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import numpy as np
 
-    from bayesarena import aggregate, fit, read_votes
+    from bayesarena import aggregate, fit, load_spec, read_votes
 
     t0 = time.perf_counter()
     cells = aggregate(read_votes(cfg["votes"]))
@@ -40,12 +42,14 @@ def worker(cfg: dict) -> dict:
     walls = []
     for _ in range(2):  # the second fit in the same process: what a long-lived service sees
         t0 = time.perf_counter()
-        post = fit(cells, cfg["spec"], method=cfg["method"], seed=cfg["seed"],
+        spec = load_spec(cfg["spec"]).with_sampler(precision=cfg.get("precision"))
+        post = fit(cells, spec, method=cfg["method"], seed=cfg["seed"],
                    chain_method=cfg.get("chain_method"), warmup=cfg.get("warmup"),
                    draws=cfg.get("draws"), progress=False, warn=False)
         walls.append(time.perf_counter() - t0)
     wall = walls[0]
-    out = {**cfg, "n_cells": cells.n_cells, "n_votes": cells.n_votes, "read_aggregate_s": t_read,
+    out = {**cfg, "precision": spec.sampler.precision, "n_cells": cells.n_cells,
+           "n_votes": cells.n_votes, "read_aggregate_s": t_read,
            "fit_s": wall, "refit_in_process_s": walls[1],
            "laplace_s": float(post.tree.attrs["laplace_s"])}
     if cfg["method"] == "nuts":
@@ -73,6 +77,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker")
     parser.add_argument("--chain-methods", default="sequential,vectorized,parallel")
+    parser.add_argument("--precisions", default="",
+                        help="comma-separated likelihood precisions for NUTS (bayesarena."
+                             "precision); default: the spec's own")
+    parser.add_argument("--out", default="", help="suffix of the results files")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker)), default=float))
@@ -87,11 +95,13 @@ def main() -> None:
     df.to_parquet(votes_path, index=False)
     base = {"votes": str(votes_path), "spec": "bt-davidson", "seed": 0}
     configs = [{**base, "method": "laplace"}]
-    configs += [{**base, "method": "nuts", "chain_method": m}
-                for m in args.chain_methods.split(",")]
+    precisions = args.precisions.split(",") if args.precisions else [None]
+    configs += [{**base, "method": "nuts", "chain_method": m, "precision": p}
+                for m in args.chain_methods.split(",") for p in precisions]
     rows = []
     for cfg in configs:
-        cache = tmp / f"cache-{cfg['method']}-{cfg.get('chain_method', '')}"
+        cache = tmp / "cache-{}-{}-{}".format(cfg["method"], cfg.get("chain_method", ""),
+                                              cfg.get("precision"))
         for phase in ("cold", "warm"):
             res = run_config(cfg, cache)
             res["phase"] = phase
@@ -101,7 +111,8 @@ def main() -> None:
     for cold, warm in zip(rows[::2], rows[1::2], strict=True):
         warm["compile_s_estimate"] = cold["fit_s"] - warm["fit_s"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "fit_scaling_quick" if args.quick else "fit_scaling"
+    name = ("fit_scaling_quick" if args.quick else "fit_scaling") + (
+        f"_{args.out}" if args.out else "")
     payload = {
         "benchmark": "fit_scaling", "n_models": n_models, "n_votes": n_votes,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -110,12 +121,13 @@ def main() -> None:
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))
     nan = float("nan")
-    lines = ["| method | chains | cache | 1st fit s | refit s | NUTS s | Laplace s | "
+    lines = ["| method | chains | precision | cache | 1st fit s | refit s | NUTS s | Laplace s | "
              "min bulk ESS | ESS/s | max R-hat | divergences |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r.get('chain_method', '-')} | {r['phase']} | {r['fit_s']:.1f} | "
+            f"| {r['method']} | {r.get('chain_method', '-')} | {r.get('precision', '-')} | "
+            f"{r['phase']} | {r['fit_s']:.1f} | "
             f"{r['refit_in_process_s']:.1f} | {r.get('nuts_s', nan):.1f} | "
             f"{r['laplace_s']:.2f} | {r.get('min_ess_bulk', nan):.0f} | "
             f"{r.get('ess_bulk_per_s', nan):.0f} | {r.get('max_rhat', nan):.4f} | "

@@ -945,7 +945,9 @@ def performance_section(out: Output) -> None:
         src = "arena_gradient.json"
         out.macro("GradModels", num(grad["config"]["models"]), f"{src} config.models")
         out.macro("GradVotes", num(grad["config"]["votes"]), f"{src} config.votes")
-        out.macro("GradMs", num(grad["gradient_ms_median"]), f"{src} gradient_ms_median")
+        ms = grad["gradient_ms_median"]
+        out.macro("GradMs", num(ms["double"], 1), f"{src} gradient_ms_median.double")
+        out.macro("GradMsMixed", num(ms["mixed"], 1), f"{src} gradient_ms_median.mixed")
         out.macro("GradCells", num(grad["cells"]), f"{src} cells")
         out.macro("GradRows", num(grad["direction_rows"]), f"{src} direction_rows")
         out.macro("GradParameters", num(grad["parameters"]), f"{src} parameters")
