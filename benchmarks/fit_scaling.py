@@ -48,7 +48,8 @@ def worker(cfg: dict) -> dict:
                    draws=cfg.get("draws"), progress=False, warn=False)
         walls.append(time.perf_counter() - t0)
     wall = walls[0]
-    out = {**cfg, "precision": spec.sampler.precision, "n_cells": cells.n_cells,
+    precision = spec.sampler.precision if cfg["method"] == "nuts" else "double"  # Laplace: f64
+    out = {**cfg, "precision": precision, "n_cells": cells.n_cells,
            "n_votes": cells.n_votes, "read_aggregate_s": t_read,
            "fit_s": wall, "refit_in_process_s": walls[1],
            "laplace_s": float(post.tree.attrs["laplace_s"])}

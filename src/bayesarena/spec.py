@@ -188,7 +188,7 @@ class SamplerSpec:
     pool_adaptation: bool = False
     # "mixed": NUTS evaluates per-vote likelihood terms in float32 and sums them in float64
     # (bayesarena.precision); "double": float64 throughout. Laplace steps always run in float64.
-    precision: str = "double"
+    precision: str = "mixed"
 
 
 @dataclass(frozen=True)
