@@ -5,11 +5,13 @@ of strengths into cells and rows, the ``log1p``/``exp`` of each outcome probabil
 gradients) in float32 and accumulates every sum over cells or rows in float64; the parameters,
 the priors and the sampler's state stay float64. ``"double"`` does everything in float64.
 
-Why it is safe. Each term is rounded to float32's relative precision ``2^-24 = 6e-8``; the
-float64 sum adds those errors, each bounded by ``6e-8 |term|``, so the log density moves by at
-most ``6e-8 sum |term|`` (0.15 nats on 1M votes at ``0.6`` nats a vote, 0.004 measured in
-``benchmarks/arena_gradient.py``), and its differences between nearby points, which the
-sampler's accept step reads, by far less. Summing the terms in float32 would not do: the total
+Why it is safe. Each operation on a term rounds to float32's unit roundoff ``u = 2^-24 =
+6e-8`` of its result, so a term that passes through ``k`` operations (gathers, differences,
+``exp``, ``log1p``, products; ``k <= 16`` here) is off by at most about ``k u |term|``, and the
+float64 sum adds those errors: the log density moves by at most ``k u sum |term|`` (0.6 nats
+on 1M votes at 0.6 nats a vote; 0.004 measured in ``benchmarks/arena_gradient.py``, the
+errors being of both signs), and its differences between nearby points, which the sampler's
+accept step reads, by far less. Summing the terms in float32 would not do: the total
 is of order 1e6 and float32 keeps only about 0.1 of it (see :mod:`bayesarena.jaxconfig`). Nor
 does NUTS need the gradient to be exact: leapfrog steps with any deterministic function of the
 position as the force are volume preserving and reversible, so the chain targets exactly the
