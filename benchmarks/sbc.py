@@ -330,11 +330,15 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
 
     s = spec.sampler
     warmup, draws = config.warmup, config.draws_per_chain
+    # NUTS evaluates the likelihood in the spec's precision, as bayesarena.fit does
+    precision = getattr(s, "precision", "double")
+    sampled = (functools.partial(model, precision=precision) if precision != "double"
+               else model)
 
     def one_chain(key: Any, kwargs: dict) -> tuple[dict, Any]:
         key_init, key_run = jax.random.split(key)
         init, potential_gen, postprocess_gen, _ = initialize_model(
-            key_init, model, init_strategy=init_to_median(num_samples=15), dynamic_args=True,
+            key_init, sampled, init_strategy=init_to_median(num_samples=15), dynamic_args=True,
             model_kwargs=kwargs, validate_grad=False)
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         state = init_kernel(init, num_warmup=warmup, dense_mass=s.dense_mass,
@@ -355,7 +359,8 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
             return jax.vmap(one_chain, in_axes=(0, None))(keys, kwargs)
         return jax.lax.map(lambda k: one_chain(k, kwargs), keys)  # sequential
 
-    return _cached(("runner", id(model), warmup, draws, config.chains, config.chain_method),
+    return _cached(("runner", id(model), precision, warmup, draws, config.chains,
+                    config.chain_method),
                    lambda: jax.jit(run))
 
 
