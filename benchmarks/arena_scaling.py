@@ -15,6 +15,7 @@ Results go to ``benchmarks/results/arena_scaling[_OUT].json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -43,9 +44,14 @@ def main(argv: list[str] | None = None) -> dict:
                         help="each chain keeps its own warmup adaptation (NumPyro's default)")
     parser.add_argument("--precision", choices=["double", "mixed"], default=None,
                         help="likelihood arithmetic during NUTS (default: the spec's)")
+    parser.add_argument("--init-inflate", type=float, default=None,
+                        help="scale of the chains' starting draws around the Laplace "
+                             "approximation (bayesarena.fit.INIT_INFLATE, default 1.5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
+    if args.init_inflate is not None:
+        importlib.import_module("bayesarena.fit").INIT_INFLATE = args.init_inflate
 
     result: dict = {"config": vars(args), "machine": {
         "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
