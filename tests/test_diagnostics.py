@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import arviz_stats as azs
 import numpy as np
 import xarray as xr
@@ -15,16 +18,18 @@ from bayesarena.diagnostics import (
 )
 
 
-def _ar1(rng: np.random.Generator, chains: int, draws: int, params: int, rho: float
-         ) -> np.ndarray:
-    """Stationary AR(1) series of unit variance: chains that sample their target perfectly,
-    with ESS per draw about (1 - rho) / (1 + rho)."""
-    noise = rng.normal(size=(chains, draws, params))
-    out = np.empty_like(noise)
-    out[:, 0] = noise[:, 0]
-    for t in range(1, draws):
-        out[:, t] = rho * out[:, t - 1] + np.sqrt(1 - rho**2) * noise[:, t]
-    return out
+def _load_rhat_noise():
+    """``benchmarks/rhat_noise.py``, whose stationary AR(1) chains (``ar1_chains``) sample
+    their target perfectly with ESS per draw about ``(1 - rho) / (1 + rho)``."""
+    spec = importlib.util.spec_from_file_location(
+        "bayesarena_rhat_noise", Path(__file__).resolve().parents[1] / "benchmarks"
+        / "rhat_noise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_ar1 = _load_rhat_noise().ar1_chains
 
 
 def test_chance_level_is_the_median_of_the_largest_rhat():
@@ -58,6 +63,9 @@ def test_chance_level_falls_with_draws_and_rises_with_parameters():
     at_needed = rhat_chance_level(np.full(7361, ess_per_draw * needed), 4, needed)
     assert abs(at_needed - RHAT_MAX) < 1e-4
     assert draws_for_rhat(np.full(10, 4000.0), 4, 1000) == 1000  # already below
+    # chains of almost no information: no level to give
+    assert rhat_chance_level(np.full(50, 0.05), 4, 100) == np.inf
+    assert draws_for_rhat(np.full(50, 0.05), 4, 100) == 0
 
 
 def test_rhat_problem_names_the_chance_level():

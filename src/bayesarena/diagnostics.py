@@ -119,10 +119,14 @@ def _chance_level(ess: float, k: int, m: int, n: float, quantile: float = 0.5) -
 def draws_for_rhat(ess_bulk: np.ndarray, chains: int, draws: int,
                    target: float = RHAT_MAX) -> int:
     """Draws per chain at which :func:`rhat_chance_level` falls to ``target``, with every
-    parameter's ESS growing in proportion to the draws (``draws`` if it is there already)."""
+    parameter's ESS growing in proportion to the draws (``draws`` if it is there already; 0
+    when the ESS is too small to say)."""
     ess = np.asarray(ess_bulk, dtype=float).ravel()
     ess = ess[np.isfinite(ess) & (ess > 0)]
-    if not rhat_chance_level(ess, chains, draws) > target:
+    level = rhat_chance_level(ess, chains, draws)
+    if not np.isfinite(level):
+        return 0
+    if level <= target:
         return int(draws)
     median = float(np.median(ess))
     grow = optimize.brentq(
@@ -157,14 +161,17 @@ def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -
         divergences = int(np.asarray(tree["sample_stats"]["diverging"].values).sum())
     problems = []
     ess_values = np.concatenate([np.ravel(v.values) for v in ess_bulk.data_vars.values()])
+    ess_values = ess_values[np.isfinite(ess_values)]
     chance = rhat_chance_level(ess_values, chains, draws) if chains > 1 else float("nan")
     needed = draws_for_rhat(ess_values, chains, draws) if chance > RHAT_MAX else draws
     if chains > 1 and max_rhat > RHAT_MAX:
-        problems.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} ({worst_rhat}; Monte Carlo noise "
-                        f"alone would put the largest of these {ess_values.size:,} R-hats "
-                        f"near {chance:.3f}"
-                        + (f", under {RHAT_MAX} from about {needed:,} draws per chain)"
-                           if needed > draws else ")"))
+        noise = ""
+        if np.isfinite(chance):
+            noise = (f"; Monte Carlo noise alone would put the largest of these "
+                     f"{ess_values.size:,} R-hats near {chance:.3f}")
+            if needed > draws:
+                noise += f", under {RHAT_MAX} from about {needed:,} draws per chain"
+        problems.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} ({worst_rhat}{noise})")
     if min_bulk < ESS_MIN:
         problems.append(f"bulk ESS {min_bulk:.0f} < {ESS_MIN:.0f} ({worst_bulk})")
     if min_tail < ESS_MIN:
