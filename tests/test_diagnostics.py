@@ -63,6 +63,13 @@ def test_chance_level_falls_with_draws_and_rises_with_parameters():
     at_needed = rhat_chance_level(np.full(7361, ess_per_draw * needed), 4, needed)
     assert abs(at_needed - RHAT_MAX) < 1e-4
     assert draws_for_rhat(np.full(10, 4000.0), 4, 1000) == 1000  # already below
+    # variables that mix more slowly than the rest raise the level above one median for all
+    fast, slow = np.full(5000, 3000.0), np.full(2000, 300.0)
+    grouped = rhat_chance_level([fast, slow], 4, 1000)
+    assert grouped > rhat_chance_level(np.concatenate([fast, slow]), 4, 1000)
+    slow_alone = rhat_chance_level(slow, 4, 1000)
+    all_slow = rhat_chance_level(np.full(7000, 300.0), 4, 1000)
+    assert slow_alone - 1e-6 <= grouped < all_slow
     # chains of almost no information: no level to give
     assert rhat_chance_level(np.full(50, 0.05), 4, 100) == np.inf
     assert draws_for_rhat(np.full(50, 0.05), 4, 100) == 0

@@ -16,6 +16,7 @@ more draws; one far above it asks for a look at the chains.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import arviz_stats as azs
@@ -76,7 +77,7 @@ def _worst(ds: xr.Dataset, pick: str) -> tuple[float, str]:
     return best_val, best_label
 
 
-def rhat_chance_level(ess_bulk: np.ndarray, chains: int, draws: int,
+def rhat_chance_level(ess_bulk: np.ndarray | Sequence[np.ndarray], chains: int, draws: int,
                       quantile: float = 0.5) -> float:
     """The value the largest R-hat of many parameters reaches by Monte Carlo noise alone.
 
@@ -86,51 +87,68 @@ def rhat_chance_level(ess_bulk: np.ndarray, chains: int, draws: int,
     posterior (stationary, no trend) the sequence means are independent with variance
     ``sigma^2 / n``, ``n = ESS / M``, so ``B / (N W) ~ chi2_{M-1} / ((M - 1) n)``. ArviZ's
     R-hat is the larger of the rank-normalised bulk and folded values: two nearly independent
-    tests per parameter. The largest of ``K`` parameters' R-hats then stays at or below ``r``
-    with probability ``(1 - P(R > r))^(2K)``; this returns the ``r`` at which that is
-    ``quantile`` (the median by default), treating parameters as independent and giving each
-    the median of the bulk ESS values: each estimate is noisy, and the smallest are small partly
-    by chance, so per-parameter values put the level too high (in 83% of simulated replicates
-    the largest R-hat stayed below it, against 65% with the median; 40 replicates of 4 chains
-    x 400 draws of 500 AR(1) series with ESS a third of the draws). Checked in
-    ``tests/test_diagnostics.py``; for 7,361 parameters with ESS a third of the draws it gives
-    1.025 at 500 draws per chain and 1.012 at 1,000, against 1.029 and 1.012 simulated
-    (``benchmarks/rhat_noise.py``).
+    tests per parameter. The largest of the parameters' R-hats then stays at or below ``r``
+    with probability ``prod_k (1 - P_k(R > r))^2``; this returns the ``r`` at which that is
+    ``quantile`` (the median by default), treating parameters as independent.
+
+    ``ess_bulk``: the bulk ESS of every parameter, as one array or as one array per group (a
+    posterior's variables). Each parameter is given its group's median ESS: a single estimate
+    is noisy, and the smallest are small partly by chance, so per-parameter values put the
+    level too high (in 83% of simulated replicates the largest R-hat stayed below it, against
+    65% with the median; 40 replicates of 4 chains x 400 draws of 500 AR(1) series with ESS a
+    third of the draws), while one median for all would ignore that some variables mix more
+    slowly than others. Checked in ``tests/test_diagnostics.py``; for 7,361 parameters with ESS
+    a third of the draws it gives 1.025 at 500 draws per chain and 1.012 at 1,000, against
+    1.029 and 1.012 simulated (``benchmarks/rhat_noise.py``).
     """
-    ess = np.asarray(ess_bulk, dtype=float).ravel()
-    ess = ess[np.isfinite(ess) & (ess > 0)]
-    if ess.size == 0 or chains < 1 or draws < 4:
+    groups = _ess_groups(ess_bulk)
+    if not groups or chains < 1 or draws < 4:
         return float("nan")
-    return _chance_level(float(np.median(ess)), ess.size, 2 * chains, draws / 2, quantile)
+    return _chance_level(groups, 2 * chains, draws / 2, quantile)
 
 
-def _chance_level(ess: float, k: int, m: int, n: float, quantile: float = 0.5) -> float:
-    """:func:`rhat_chance_level` for ``k`` parameters of bulk ESS ``ess`` in ``m`` sequences
+def _ess_groups(ess_bulk: np.ndarray | Sequence[np.ndarray]) -> list[tuple[float, int]]:
+    """``(median ESS, number of parameters)`` per group, finite positive values only."""
+    arrays = [ess_bulk] if isinstance(ess_bulk, np.ndarray) else list(ess_bulk)
+    groups = []
+    for values in arrays:
+        values = np.asarray(values, dtype=float).ravel()
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size:
+            groups.append((float(np.median(values)), int(values.size)))
+    return groups
+
+
+def _chance_level(groups: list[tuple[float, int]], m: int, n: float,
+                  quantile: float = 0.5) -> float:
+    """:func:`rhat_chance_level` for groups of ``(ESS, count)`` parameters in ``m`` sequences
     of ``n`` draws (``n`` may be fractional, for :func:`draws_for_rhat`'s root search)."""
     def log_all_below(r: float) -> float:
-        tail = stats.chi2.logsf((m - 1) * ess / m * (r * r - (n - 1) / n), m - 1)
-        return 2 * k * float(np.log1p(-np.exp(min(tail, -1e-300)))) - np.log(quantile)
+        total = 0.0
+        for ess, k in groups:
+            tail = stats.chi2.logsf((m - 1) * ess / m * (r * r - (n - 1) / n), m - 1)
+            total += 2 * k * float(np.log1p(-np.exp(min(tail, -1e-300))))
+        return total - np.log(quantile)
 
     if log_all_below(10.0) < 0:  # ESS of a few draws: no useful level
         return float("inf")
     return float(optimize.brentq(log_all_below, 1.0, 10.0, xtol=1e-6))
 
 
-def draws_for_rhat(ess_bulk: np.ndarray, chains: int, draws: int,
+def draws_for_rhat(ess_bulk: np.ndarray | Sequence[np.ndarray], chains: int, draws: int,
                    target: float = RHAT_MAX) -> int:
     """Draws per chain at which :func:`rhat_chance_level` falls to ``target``, with every
     parameter's ESS growing in proportion to the draws (``draws`` if it is there already; 0
     when the ESS is too small to say)."""
-    ess = np.asarray(ess_bulk, dtype=float).ravel()
-    ess = ess[np.isfinite(ess) & (ess > 0)]
-    level = rhat_chance_level(ess, chains, draws)
+    level = rhat_chance_level(ess_bulk, chains, draws)
     if not np.isfinite(level):
         return 0
     if level <= target:
         return int(draws)
-    median = float(np.median(ess))
+    groups = _ess_groups(ess_bulk)
     grow = optimize.brentq(
-        lambda g: _chance_level(median * g, ess.size, 2 * chains, g * draws / 2) - target,
+        lambda g: _chance_level([(e * g, k) for e, k in groups], 2 * chains,
+                                g * draws / 2) - target,
         1.0, 1e4, xtol=1e-4)
     return int(np.ceil(draws * grow))
 
@@ -160,15 +178,15 @@ def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -
     if "sample_stats" in tree.children and "diverging" in tree["sample_stats"].data_vars:
         divergences = int(np.asarray(tree["sample_stats"]["diverging"].values).sum())
     problems = []
-    ess_values = np.concatenate([np.ravel(v.values) for v in ess_bulk.data_vars.values()])
-    ess_values = ess_values[np.isfinite(ess_values)]
-    chance = rhat_chance_level(ess_values, chains, draws) if chains > 1 else float("nan")
-    needed = draws_for_rhat(ess_values, chains, draws) if chance > RHAT_MAX else draws
+    ess_groups = [np.asarray(v.values) for v in ess_bulk.data_vars.values()]
+    chance = rhat_chance_level(ess_groups, chains, draws) if chains > 1 else float("nan")
+    needed = draws_for_rhat(ess_groups, chains, draws) if chance > RHAT_MAX else draws
     if chains > 1 and max_rhat > RHAT_MAX:
         noise = ""
         if np.isfinite(chance):
+            n_params = sum(k for _, k in _ess_groups(ess_groups))
             noise = (f"; Monte Carlo noise alone would put the largest of these "
-                     f"{ess_values.size:,} R-hats near {chance:.3f}")
+                     f"{n_params:,} R-hats near {chance:.3f}")
             if needed > draws:
                 noise += f", under {RHAT_MAX} from about {needed:,} draws per chain"
         problems.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX} ({worst_rhat}{noise})")
