@@ -140,12 +140,14 @@ def draws_for_rhat(ess_bulk: np.ndarray | Sequence[np.ndarray], chains: int, dra
     """Draws per chain at which :func:`rhat_chance_level` falls to ``target``, with every
     parameter's ESS growing in proportion to the draws (``draws`` if it is there already; 0
     when the ESS is too small to say)."""
-    level = rhat_chance_level(ess_bulk, chains, draws)
+    groups = _ess_groups(ess_bulk)
+    if not groups or chains < 1 or draws < 4:
+        return 0
+    level = _chance_level(groups, 2 * chains, draws / 2)
     if not np.isfinite(level):
         return 0
     if level <= target:
         return int(draws)
-    groups = _ess_groups(ess_bulk)
     grow = optimize.brentq(
         lambda g: _chance_level([(e * g, k) for e, k in groups], 2 * chains,
                                 g * draws / 2) - target,
