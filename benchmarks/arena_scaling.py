@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--draws", type=int, default=None)
     parser.add_argument("--target-accept", type=float, default=None)
+    parser.add_argument("--max-tree-depth", type=int, default=None,
+                        help="NUTS's cap on tree doublings (default: the spec's)")
     parser.add_argument("--no-pool", action="store_true",
                         help="each chain keeps its own warmup adaptation (NumPyro's default)")
     parser.add_argument("--precision", choices=["double", "mixed"], default=None,
@@ -47,11 +49,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--init-inflate", type=float, default=None,
                         help="scale of the chains' starting draws around the Laplace "
                              "approximation (bayesarena.fit.INIT_INFLATE, default 1.5)")
+    parser.add_argument("--no-split", action="store_true",
+                        help="sample the category deviations themselves, not per-model means "
+                             "and contrasts (bayesarena.fit.SPLIT_CATEGORY_MEANS)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
     if args.init_inflate is not None:
         importlib.import_module("bayesarena.fit").INIT_INFLATE = args.init_inflate
+    if args.no_split:
+        importlib.import_module("bayesarena.fit").SPLIT_CATEGORY_MEANS = False
 
     result: dict = {"config": vars(args), "machine": {
         "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         votes = ba.read_votes(path)
         spec = ba.load_spec(args.spec)
         spec = spec.with_sampler(pool_adaptation=not args.no_pool,
-                                 precision=args.precision)
+                                 precision=args.precision, max_tree_depth=args.max_tree_depth)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
         result["precision"] = spec.sampler.precision

@@ -271,7 +271,8 @@ def _pairwise_fn(spec: Any, n_models: int) -> Callable[..., None]:
 def _arena_fn(spec: Any, arena: Any) -> Callable[..., None]:
     """``arena_model`` bound to the spec, as ``bayesarena.fit`` binds it (the keyword
     arguments it accepts: ``n_voter_params`` in older versions; ``theta_from_category_mean``
-    when at least half the votes carry a tag, the fit's rule)."""
+    when at least half the votes carry a tag, the fit's rule; ``split_category_means`` with
+    it when every category is centred)."""
     import inspect
 
     from bayesarena.arena_model import arena_model
@@ -285,6 +286,13 @@ def _arena_fn(spec: Any, arena: Any) -> Callable[..., None]:
         tagged = (arena.tagsets[arena.cells.category].any(axis=1) if arena.tags
                   else np.zeros(len(counts), dtype=bool))
         bound["theta_from_category_mean"] = bool(counts[tagged].sum() >= 0.5 * counts.sum())
+    if "split_category_means" in accepted and bound.get("theta_from_category_mean"):
+        # as bayesarena.fit: every category centred (here by the design rule) -> per-model
+        # means and contrasts
+        from bayesarena.arena_model import default_category_centring
+
+        centred = default_category_centring(arena, spec)
+        bound["split_category_means"] = bool(centred.size >= 2 and centred.all())
     return _cached(("arena_fn", _spec_key(spec), tuple(sorted(bound.items()))),
                    lambda: functools.partial(arena_model, spec=spec, **bound))
 

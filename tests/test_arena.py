@@ -381,5 +381,47 @@ def test_theta_through_category_mean_only_where_votes_pin_it(multi_tag):
     lap = laplace_approximation(model, kwargs, jax.random.PRNGKey(0), precondition=True,
                                 **_scales_at_prior_median(spec, kwargs))
     centring = (lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature)))
-    sampled, _ = _arena_model(data, spec, centring=centring)
+    sampled, kwargs = _arena_model(data, spec, centring=centring)
     assert sampled.keywords["theta_from_category_mean"] is multi_tag
+    all_centred = kwargs["category_noncentred"].shape[0] == 0
+    assert sampled.keywords["split_category_means"] is (multi_tag and all_centred)
+
+
+def test_split_model_means_is_a_change_of_coordinates():
+    """Category deviations sampled as per-model means and contrasts
+    (arena_model.split_model_means_deviations) have the same log density as the deviations
+    sampled directly, at every pair of corresponding points (fit._split_model_means maps
+    one to the other), the same deviations, and one more free coordinate per model and none
+    per contrast lost: the maps are each other's inverse."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.util import initialize_model
+
+    from bayesarena.fit import _split_model_means
+
+    frame, _ = simulate_hierarchical_arena(8, 4000, categories=3, n_voters=60, seed=5)
+    spec = ba.load_spec("arena")
+    data = arena_cells(ba.read_votes(frame), spec)
+    kwargs = model_arguments(data, spec, category_centred=np.ones(3, dtype=bool))
+
+    def sampled(split):
+        model = functools.partial(arena_model, n_models=8, spec=spec,
+                                  theta_from_category_mean=True, split_category_means=split)
+        info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=kwargs)
+        return info.potential_fn, info.postprocess_fn, info.param_info.z
+
+    (direct, post_direct, z), (split, post_split, z_split) = sampled(False), sampled(True)
+    assert z_split["category_deviation_model_mean"].shape == (7,)  # M - 1 free coordinates
+    assert z_split["category_deviation_contrast"].shape == (2, 7)  # (C - 1)(M - 1)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        point = {k: jnp.asarray(rng.normal(0.0, 0.3, np.shape(v))) for k, v in z.items()}
+        moved = dict(point)
+        moved.update(_split_model_means(np.asarray(moved.pop("category_deviation_centred"))))
+        assert float(split(moved)) == pytest.approx(float(direct(point)), rel=1e-12)
+        np.testing.assert_allclose(post_split(moved)["category_deviation"],
+                                   post_direct(point)["category_deviation"], atol=1e-12)
+        moved["category_deviation_contrast"] = moved["category_deviation_contrast"] + 0.01
+        assert float(split(moved)) != pytest.approx(float(direct(point)), rel=1e-6)

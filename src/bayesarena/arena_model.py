@@ -84,7 +84,7 @@ def partially_centred_normal(
 
 def category_deviations(
     n_models: int, n_tags: int, centred_tags: jax.Array, noncentred_tags: jax.Array,
-    spec: ModelSpec,
+    spec: ModelSpec, split_model_means: bool = False,
 ) -> jax.Array:
     """Sample ``tau`` and the deviations ``delta[:, c] ~ ZeroSumNormal(tau_c)``, ``(M, C)``.
 
@@ -94,12 +94,20 @@ def category_deviations(
     ``noncentred_tags`` sample ``z ~ ZeroSumNormal(1)`` and set ``delta = tau_c z``. Either way
     the zero-sum constraint is exact (``M - 1`` free coordinates), so no direction of
     ``delta`` is left to its prior alone (which, centred, would make a funnel with ``tau_c``).
+
+    ``split_model_means`` (every category centred, at least two): sample each model's mean
+    deviation over the categories ``mu_m = mean_c delta[m, c]`` and the contrasts
+    ``e[m, c] = delta[m, c] - mu_m`` (zero-sum over models and over categories) in place of
+    the deviations themselves (:func:`split_model_means_deviations`).
     """
     tau = numpyro.sample(
         "category_scale",
         prior_distribution(spec.priors["category_scale"]).expand([n_tags]).to_event(1),
     )
     unit = dist.ZeroSumNormal(1.0, event_shape=(n_models,))
+    if split_model_means:
+        return numpyro.deterministic("category_deviation", split_model_means_deviations(
+            n_models, n_tags, tau, unit).T)
     delta = jnp.zeros((n_tags, n_models))
     if centred_tags.shape[0]:
         scale = tau[centred_tags][:, None]
@@ -113,6 +121,42 @@ def category_deviations(
                            unit.expand([noncentred_tags.shape[0]]).to_event(1))
         delta = delta.at[noncentred_tags].set(tau[noncentred_tags][:, None] * z)
     return numpyro.deterministic("category_deviation", delta.T)
+
+
+def split_model_means_deviations(n_models: int, n_tags: int, tau: jax.Array,
+                                 unit: dist.ZeroSumNormal) -> jax.Array:
+    """Centred deviations ``delta[:, c] ~ ZeroSumNormal(tau_c)``, ``(C, M)``, sampled as each
+    model's mean over the categories and the contrasts around it.
+
+    Sites: ``category_deviation_model_mean`` ``mu`` (``(M,)``, zero-sum) and
+    ``category_deviation_contrast`` ``e`` (``(C, M)``, zero-sum over both axes), with
+    ``delta[c, m] = mu_m + e[c, m]``. The map from their ``(M - 1) + (M - 1)(C - 1)`` free
+    coordinates to the ``C (M - 1)`` of the deviations is linear and invertible (``mu`` is
+    the mean over categories, ``e`` the rest), so with both sampled from a unit base measure
+    and the factor ``category_deviation_prior`` exchanging the base densities for
+    ``prod_c ZeroSumNormal(delta[c]; tau_c)``, the posterior is exactly that of the deviations.
+
+    Why: a vote with one tag sees ``theta_m + delta[m, c]`` (``psi_m + e[m, c]`` when theta
+    goes through its category mean, :func:`theta_via_category_mean`), never ``mu_m`` alone;
+    only the priors and the votes with no tag or several hold ``mu_m``, to a variance of about
+    ``tau^2 / C``, while the votes hold each contrast to some ``v_e``. An element's marginal
+    variance is the sum of the two, and in those units (a diagonal mass matrix's) the
+    direction ``delta[m, :] + t`` has variance ``C (tau^2 / C) / (tau^2 / C + v_e)``: up to
+    ``C`` times that of the others, one such direction per model, which NUTS crosses at
+    ``sqrt(C)`` times the others' trajectory length. At 150 models x 10 categories x 1M votes
+    ``theta = psi - mu`` had the smallest bulk ESS of all 7,361 parameters (872 at 31
+    leapfrog steps per draw, 75 with the trajectories cut at 15;
+    ``benchmarks/results/arena_scaling_depth4.json``). Sampled on its own, ``mu`` gets its
+    own mass-matrix entries.
+    """
+    mean = numpyro.sample("category_deviation_model_mean", unit)
+    contrast_unit = dist.ZeroSumNormal(1.0, event_shape=(n_tags, n_models))
+    contrast = numpyro.sample("category_deviation_contrast", contrast_unit)
+    delta = mean[None, :] + contrast
+    numpyro.factor("category_deviation_prior", jnp.sum(
+        unit.log_prob(delta / tau[:, None]) - (n_models - 1) * jnp.log(tau))
+        - unit.log_prob(mean) - contrast_unit.log_prob(contrast))
+    return delta
 
 
 def theta_via_category_mean(delta: jax.Array, spec: ModelSpec) -> jax.Array:
@@ -166,6 +210,7 @@ def arena_model(
     n_models: int,
     spec: ModelSpec,
     theta_from_category_mean: bool = False,
+    split_category_means: bool = False,
     precision: str = "double",
 ) -> None:
     """The arena model over cells and direction rows (see the module docstring and
@@ -173,13 +218,16 @@ def arena_model(
 
     ``theta_from_category_mean``: sample ``psi_m = theta_m + mean_c delta[m, c]`` instead of
     ``theta`` (same posterior, see :func:`theta_via_category_mean`); use it when most votes
-    carry a category tag. ``precision``: ``"mixed"`` evaluates the per-cell and per-row terms
-    in float32 and sums them in float64 (:mod:`bayesarena.precision`).
+    carry a category tag. ``split_category_means``: sample the deviations as their mean over
+    the categories per model and the contrasts around it (every category centred; same
+    posterior, see :func:`split_model_means_deviations`). ``precision``: ``"mixed"`` evaluates
+    the per-cell and per-row terms in float32 and sums them in float64
+    (:mod:`bayesarena.precision`).
     """
     low = term_dtype(precision)
     if spec.categories.enabled:
         delta = category_deviations(n_models, tagsets.shape[1], category_centred,
-                                    category_noncentred, spec)
+                                    category_noncentred, spec, split_category_means)
         theta = (theta_via_category_mean(delta, spec) if theta_from_category_mean
                  else strengths(n_models, spec))
         strength = theta[None, :] + tagsets @ delta.T  # (tag sets, models)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from jax.flatten_util import ravel_pytree
+from numpyro.distributions.transforms import ZeroSumTransform
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 
@@ -64,6 +65,10 @@ from bayesarena.votes import Cells, Votes
 Method = Literal["nuts", "laplace"]
 DEFAULT_SPEC = "bt-davidson"
 INIT_INFLATE = 1.5
+#: Sample all-centred category deviations as per-model means and contrasts when theta goes
+#: through its category mean (:func:`~bayesarena.arena_model.split_model_means_deviations`);
+#: ``benchmarks/arena_scaling.py --no-split`` measures without.
+SPLIT_CATEGORY_MEANS = True
 
 
 def as_votes(data: Votes | pd.DataFrame | str | Path) -> Votes:
@@ -281,9 +286,17 @@ def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | tuple | Non
             spec.categories.enabled and spec.strength.parametrization != "noncentered"
             and "theta_z" in mode and theta_pinned(arena, group_spread(
                 mode["theta_z"], np.exp(mode["sigma"]), curvature["theta_z"]).spread))
+    kwargs = model_arguments(arena, spec, category_centred=category, voter_centred=voter)
+    # theta through psi and every category centred: the deviations as per-model means and
+    # contrasts (arena_model.split_model_means_deviations). Not with theta sampled directly:
+    # where only theta + delta is pinned, theta and the means would form a ridge of their own.
+    split = bool(SPLIT_CATEGORY_MEANS and via_category_mean
+                 and kwargs["category_noncentred"].shape[0] == 0
+                 and kwargs["category_centred"].shape[0] >= 2)
     model = functools.partial(arena_model, n_models=arena.cells.n_models, spec=spec,
-                              theta_from_category_mean=via_category_mean)
-    return model, model_arguments(arena, spec, category_centred=category, voter_centred=voter)
+                              theta_from_category_mean=via_category_mean,
+                              split_category_means=split)
+    return model, kwargs
 
 
 Start = tuple[dict[str, jax.Array], dict[str, jax.Array]]
@@ -318,14 +331,17 @@ def _centre_strengths(init: dict, variances: dict) -> Start:
 
 def _to_sampling_coordinates(point: dict[str, np.ndarray], kwargs: dict,
                              centred_strengths: bool, via_category_mean: bool = False,
-                             ) -> dict[str, np.ndarray]:
+                             split_category_means: bool = False) -> dict[str, np.ndarray]:
     """Map a point of the all-non-centred arena model (sites ``theta_z``,
     ``category_deviation_z`` for every category, ``voter_discrimination_z`` for every heavy
     voter) to the sampled parametrisation: ``x = loc + scale z`` for the centred elements,
     ``z`` for the others; ``via_category_mean``: ``theta`` as its category mean ``psi = theta
-    + mean_c delta[:, c]`` (site ``theta_category_mean``). Scale sites are positive, so their
-    unconstrained value is the log; the zero-sum transform is linear, so the unconstrained
-    coordinates of ``tau_c z`` are ``tau_c`` times those of ``z`` and means commute with it."""
+    + mean_c delta[:, c]`` (site ``theta_category_mean``); ``split_category_means``: the
+    (all centred) deviations as per-model means and contrasts
+    (:func:`~bayesarena.arena_model.split_model_means_deviations`). Scale sites are positive,
+    so their unconstrained value is the log; the zero-sum transform is linear, so the
+    unconstrained coordinates of ``tau_c z`` are ``tau_c`` times those of ``z`` and means
+    commute with it."""
     out = dict(point)
     if "theta_z" in out and centred_strengths:
         out["theta"] = np.exp(out["sigma"]) * out.pop("theta_z")
@@ -346,7 +362,19 @@ def _to_sampling_coordinates(point: dict[str, np.ndarray], kwargs: dict,
             out[f"{name}_centred"] = loc + scale[centred] * z[centred]
         if noncentred.size:
             out[f"{name}_z"] = z[noncentred]
+    if split_category_means:
+        out.update(_split_model_means(out.pop("category_deviation_centred")))
     return out
+
+
+def _split_model_means(centred: np.ndarray) -> dict[str, np.ndarray]:
+    """Unconstrained ``(C, M - 1)`` deviations (every category centred) to the unconstrained
+    sites of :func:`~bayesarena.arena_model.split_model_means_deviations`."""
+    per_model, both = ZeroSumTransform(1), ZeroSumTransform(2)
+    delta = per_model(jnp.asarray(centred))  # (C, M), zero-sum over models
+    mean = delta.mean(axis=0)
+    return {"category_deviation_model_mean": np.asarray(per_model.inv(mean)),
+            "category_deviation_contrast": np.asarray(both.inv(delta - mean))}
 
 
 #: The hierarchical groups of the Laplace step's all-non-centred arena model: the site of the
@@ -425,7 +453,8 @@ def _refine_in_sampling_coordinates(
     point, information = _marginal_scales(mode, curvature)
     start = _to_sampling_coordinates(point, kwargs,
                                      spec.strength.parametrization != "noncentered",
-                                     model.keywords["theta_from_category_mean"])
+                                     model.keywords["theta_from_category_mean"],
+                                     model.keywords["split_category_means"])
     scales = tuple(scale for _, scale in GROUPS if scale in start)
     refined = laplace_approximation(model, kwargs, key, start=start, fixed=scales,
                                     precondition=True)

@@ -310,8 +310,9 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "voter_discrimination": ("voter",),
 }
 #: Sites that only re-parametrise a stored one (``category_deviation`` holds them): not kept.
-INTERNAL_SITES = ("category_deviation_centred", "category_deviation_z", "theta_category_mean",
-                  "voter_discrimination_centred", "voter_discrimination_z")
+INTERNAL_SITES = ("category_deviation_centred", "category_deviation_z",
+                  "category_deviation_model_mean", "category_deviation_contrast",
+                  "theta_category_mean", "voter_discrimination_centred", "voter_discrimination_z")
 
 
 def build_tree(
