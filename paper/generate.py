@@ -59,10 +59,12 @@ SOURCES: dict[str, tuple[str, str]] = {
                                            "--votes 100000 --categories 10 --voters 10000 "
                                            "--out mid"),
     "arena_scaling.json": ("ArenaFull", "benchmarks/arena_scaling.py"),
-    "arena_scaling_large_settings.json": ("ArenaLarge", "benchmarks/arena_scaling.py --warmup "
-                                                        "200 --draws 1000 --target-accept 0.65 "
-                                                        "--out large_settings"),
+    "arena_scaling_draws1500.json": ("ArenaLong", "benchmarks/arena_scaling.py --draws 1500 "
+                                                  "--out draws1500"),
     "arena_gradient.json": ("ArenaGradient", "benchmarks/arena_gradient.py"),
+    "tree_depth.json": ("TreeDepth", "benchmarks/tree_depth.py"),
+    "arena_scaling_depth4.json": ("ArenaCapped", "benchmarks/arena_scaling.py --no-split "
+                                                 "--out depth4"),
     "active_sampling_50.json": ("ActiveFifty", "benchmarks/active_sampling.py --models 50 "
                                                "--batch 500 --cap 60000 --late "
                                                "--out active_sampling_50"),
@@ -899,7 +901,7 @@ def performance_section(out: Output) -> None:
                          num(r["ess_bulk_per_s"])])
     for src, prefix in (("arena_scaling_mid.json", "ArenaMid"), ("arena_scaling.json",
                                                                   "ArenaFull"),
-                        ("arena_scaling_large_settings.json", "ArenaLarge")):
+                        ("arena_scaling_draws1500.json", "ArenaLong")):
         run = out.load(src)
         if run is None:
             continue
@@ -945,12 +947,34 @@ def performance_section(out: Output) -> None:
         src = "arena_gradient.json"
         out.macro("GradModels", num(grad["config"]["models"]), f"{src} config.models")
         out.macro("GradVotes", num(grad["config"]["votes"]), f"{src} config.votes")
-        ms = grad["gradient_ms_median"]
-        out.macro("GradMs", num(ms["double"], 1), f"{src} gradient_ms_median.double")
-        out.macro("GradMsMixed", num(ms["mixed"], 1), f"{src} gradient_ms_median.mixed")
+        # what a leapfrog step costs a 4-chain fit: four chains' gradients in parallel
+        key = ("parallel_chains_ms_per_gradient"
+               if grad.get("parallel_chains_ms_per_gradient", {}).get("mixed") is not None
+               else "gradient_ms_median")
+        ms = grad[key]
+        out.macro("GradMs", num(ms["double"], 1), f"{src} {key}.double")
+        out.macro("GradMsMixed", num(ms["mixed"], 1), f"{src} {key}.mixed")
         out.macro("GradCells", num(grad["cells"]), f"{src} cells")
         out.macro("GradRows", num(grad["direction_rows"]), f"{src} direction_rows")
         out.macro("GradParameters", num(grad["parameters"]), f"{src} parameters")
+    depth = out.load("tree_depth.json")
+    if depth is not None:
+        src = "tree_depth.json"
+        runs = {r["max_tree_depth"]: r for r in depth["runs"]}
+        for cap, label in ((10, "Full"), (4, "Capped")):
+            r = runs[cap]
+            out.macro(f"TreeDepth{label}Steps", num(r["mean_steps"]),
+                      f"{src} runs[depth {cap}].mean_steps")
+            out.macro(f"TreeDepth{label}ESS", num(r["ess_bulk_x_median"]),
+                      f"{src} runs[depth {cap}].ess_bulk_x_median")
+            out.macro(f"TreeDepth{label}SquareESS", num(r["ess_bulk_x_squared_median"]),
+                      f"{src} runs[depth {cap}].ess_bulk_x_squared_median")
+    capped = out.load("arena_scaling_depth4.json")
+    if capped is not None:
+        src = "arena_scaling_depth4.json"
+        out.macro("ArenaCappedESS", num(capped["diagnostics"]["min_ess_bulk"]),
+                  f"{src} diagnostics.min_ess_bulk")
+        out.macro("ArenaCappedFit", num(capped["fit_s"]), f"{src} fit_s")
     agg = out.load("parquet_aggregation.json")
     if agg is None:
         out.placeholder("tab_perf_aggregation", "parquet_aggregation.json")

@@ -121,7 +121,9 @@ def _paper_macros_by_prefix() -> dict[str, set[str]]:
                 "Agg": "parquet_aggregation.json", "ASFifty": "active_sampling_50.json",
                 "ASTwoHundred": "active_sampling_200.json", "Lat": "recommend_latency.json",
                 "ASScoreMix": "active_sampling_50_scoremix.json",
-                "ASHighCap": "active_sampling_50_crowded.json"}
+                "ASHighCap": "active_sampling_50_crowded.json",
+                "TreeDepth": "tree_depth.json", "ArenaCapped": "arena_scaling_depth4.json",
+                "ArenaLong": "arena_scaling_draws1500.json"}
     out: dict[str, set[str]] = {}
     for name in used:
         for prefix, filename in prefixes.items():
@@ -190,7 +192,8 @@ def test_results_numbers_only_inside_their_availability_branch():
     build while its results file is missing: none may appear there."""
     text = (PAPER / "paper.tex").read_text()
     prefixes = tuple(p for p in ("SBC", "Pooling", "MTBench", "Audit", "Sports", "Perf",
-                                 "ArenaMid", "Grad", "Agg", "ASFifty", "ASTwoHundred", "Lat"))
+                                 "ArenaMid", "Grad", "Agg", "ASFifty", "ASTwoHundred", "Lat",
+                                 "TreeDepth", "ArenaCapped", "ArenaLong"))
     depth, outside = 0, []
     for m in re.finditer(r"\\(if[A-Za-z]+available|fi)(?![A-Za-z])|\\([A-Za-z]+)", text):
         if m.group(1):

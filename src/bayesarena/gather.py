@@ -18,9 +18,10 @@ reads it. Without that XLA fused the code producing a small array into the gathe
 full arena model (``models/arena.toml``, 150 models x 1M votes), the voters'
 discrimination vector was built (a concatenation with the light voters' 1 and a cast to float32)
 inside the loop over the 720,896 direction rows, once per row: 2.0 ms of a 13.9 ms gradient
-on one core. With the barrier the gradient took 12.1 ms on one core, and four chains'
-gradients on two cores, with the data passed as arguments as the sampler passes them,
-5.7 ms each in place of 6.6 (``benchmarks/arena_gradient.py``).
+on one core in JAX's profiler. With the barrier one gradient took 12.23 ms against 12.91, and
+four chains' gradients in parallel on two cores 5.63 ms each against 6.25 (medians of three
+fresh processes per variant, which vary by up to 20%; ``benchmarks/arena_gradient.py``,
+``mixed_fused_gather_input`` is the gather without it).
 
 :func:`take` is a ``custom_jvp`` whose primal and tangent gathers sit behind
 ``lax.optimization_barrier``. The barrier is linear, so JAX transposes the tangent rule into

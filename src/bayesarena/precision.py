@@ -20,9 +20,10 @@ A linear map whose transpose sums over rows (the style features times their coef
 kept in float64: its gradient is a sum over every row and lost 2e-4 of itself in float32.
 
 Why it pays. On CPU, XLA vectorises float32 transcendentals over twice the lanes of float64,
-and the gathers and scatters move half the bytes. One gradient of the full arena model (150
-models x 10 categories x 1M votes) took 13.8 ms in float64 and 9.0 ms mixed, timed alternately
-in one process (``benchmarks/results/arena_gradient.json``).
+and the gathers and scatters move half the bytes. With four chains in parallel on two cores,
+each gradient of the full arena model (150 models x 10 categories x 1M votes) cost 9.9 ms of
+wall time in float64 and 5.6 ms mixed (medians of three fresh processes each,
+``benchmarks/results/arena_gradient.json``); the 4-chain fit went from 1,437 s to 910 s.
 
 The Laplace steps that start the chains always run in float64: Newton's method stops on a
 gradient norm that float32 terms would leave as noise.
