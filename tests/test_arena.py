@@ -390,9 +390,9 @@ def test_theta_through_category_mean_only_where_votes_pin_it(multi_tag):
 def test_split_model_means_is_a_change_of_coordinates():
     """Category deviations sampled as per-model means and contrasts
     (arena_model.split_model_means_deviations) have the same log density as the deviations
-    sampled directly, at every pair of corresponding points (fit._split_model_means maps
-    one to the other), the same deviations, and one more free coordinate per model and none
-    per contrast lost: the maps are each other's inverse."""
+    sampled directly at every pair of corresponding points (fit._split_model_means maps
+    one to the other) and give the same deviations there, with as many free coordinates:
+    (M - 1) + (C - 1)(M - 1) = C (M - 1)."""
     import functools
 
     import jax

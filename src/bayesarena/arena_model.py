@@ -29,7 +29,9 @@ sampled centred or non-centred (:func:`category_deviations`) as ``[categories]
 parametrization`` says, decided per category under ``auto``; each heavy voter's
 discrimination likewise (:func:`partially_centred_normal`). ``fit`` decides from the curvature
 at the Laplace mode: centred where the likelihood dominates the prior (Papaspiliopoulos,
-Roberts & Skold 2007; Betancourt & Girolami 2015).
+Roberts & Skold 2007; Betancourt & Girolami 2015). With ``theta`` through its category mean and
+every category centred, the deviations are sampled as per-model means and contrasts
+(:func:`split_model_means_deviations`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def category_deviations(
     )
     unit = dist.ZeroSumNormal(1.0, event_shape=(n_models,))
     if split_model_means:
+        if noncentred_tags.shape[0] or n_tags < 2:
+            raise ValueError("split_model_means needs every category centred, and two or more")
         return numpyro.deterministic("category_deviation", split_model_means_deviations(
             n_models, n_tags, tau, unit).T)
     delta = jnp.zeros((n_tags, n_models))
