@@ -349,8 +349,14 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
             key_init, sampled, init_strategy=init_to_median(num_samples=15), dynamic_args=True,
             model_kwargs=kwargs, validate_grad=False)
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+        depth = s.max_tree_depth
+        if depth == "auto":  # as bayesarena.fit resolves it, from the parameter count
+            from bayesarena.fit import resolve_max_tree_depth
+
+            depth = resolve_max_tree_depth(depth, sum(int(np.size(v))
+                                                      for v in jax.tree.leaves(init.z)))
         state = init_kernel(init, num_warmup=warmup, dense_mass=s.dense_mass,
-                            target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth,
+                            target_accept_prob=s.target_accept, max_tree_depth=depth,
                             model_kwargs=kwargs, rng_key=key_run)
 
         def step(state: Any, _: Any) -> tuple[Any, Any]:
@@ -1105,6 +1111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running simulations in parallel (1)")
     parser.add_argument("--fitter", choices=("reuse", "package"), default="reuse")
+    parser.add_argument("--max-tree-depth", type=int, default=None,
+                        help="NUTS's tree-depth cap in place of the spec's (a diagnostic "
+                             "variant, labelled as such)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--chains", type=int, default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -1141,6 +1150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.strength != "spec":
             spec = replace(spec, strength=replace(spec.strength, parametrization=args.strength))
             label = f"{name} [strength {args.strength}]"
+        if args.max_tree_depth is not None:
+            spec = spec.with_sampler(max_tree_depth=args.max_tree_depth)
+            label = f"{label} [tree depth {args.max_tree_depth}]"
         try:
             r = run_sbc(spec, args.sims, config, seed=args.seed, workers=args.workers,
                         label=label)

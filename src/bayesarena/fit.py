@@ -69,6 +69,9 @@ INIT_INFLATE = 1.5
 #: through its category mean (:func:`~bayesarena.arena_model.split_model_means_deviations`);
 #: ``benchmarks/arena_scaling.py --no-split`` measures without.
 SPLIT_CATEGORY_MEANS = True
+#: ``max_tree_depth = "auto"``: trees capped at 15 leapfrog steps (depth 4) from this many
+#: parameters, NumPyro's 1,023 (depth 10) below (:func:`resolve_max_tree_depth`).
+CAPPED_TREES_FROM = 3000
 
 
 def as_votes(data: Votes | pd.DataFrame | str | Path) -> Votes:
@@ -244,6 +247,7 @@ def fit(
     # the Laplace steps above ran in float64; NUTS evaluates the likelihood as the spec says
     model = functools.partial(model, precision=spec.sampler.precision)
     samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
+    attrs["max_tree_depth"] = _tree_depth(spec, start)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
     diag = compute_diagnostics(tree)
@@ -495,6 +499,33 @@ def resolve_chain_method(chain_method: str, chains: int) -> str:
     return "vectorized" if jax.default_backend() != "cpu" else "sequential"
 
 
+def resolve_max_tree_depth(setting: int | str, n_parameters: int | None) -> int:
+    """The tree depth NUTS runs with: ``setting`` itself, or for ``"auto"`` 4 (at most 15
+    leapfrog steps) when the posterior has at least :data:`CAPPED_TREES_FROM` parameters and
+    10 otherwise (or when the count is unknown).
+
+    Why the size: after warmup the step size that keeps the acceptance at the target shrinks
+    as ``d^-1/4`` (Beskos et al. 2013), so on a posterior the mass matrix makes round, half an
+    orbit takes about ``pi / eps`` steps: about 20 at 7,361 parameters (``eps`` 0.16 at 0.8),
+    which tree doubling rounds up to 31, and under 15 below about 3,000. Capped at 15 there,
+    a trajectory covers three quarters of a half-period, for half the gradients
+    (``benchmarks/results/tree_depth.json``; the full-size arena fit 324 s, min bulk ESS 428).
+    Below, the cap can only cut trajectories a posterior that is not round needs: on the
+    8-model arena of ``benchmarks/sbc.py`` (funnels, a few hundred parameters) it halved the
+    median smallest ESS and 81 of 200 simulations ended with a split R-hat above 1.05, against
+    22 uncapped (``benchmarks/results/sbc_arena_depth4.md``).
+    """
+    if setting != "auto":
+        return int(setting)
+    return 4 if n_parameters is not None and n_parameters >= CAPPED_TREES_FROM else 10
+
+
+def _tree_depth(spec: ModelSpec, start: Start | None) -> int:
+    """:func:`resolve_max_tree_depth` for a fit, counting the parameters of its start."""
+    n_parameters = None if start is None else int(ravel_pytree(start[1])[0].size)
+    return resolve_max_tree_depth(spec.sampler.max_tree_depth, n_parameters)
+
+
 def _run_nuts(
     model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec,
     start: Start | None, key_nuts: jax.Array, progress: bool,
@@ -518,7 +549,8 @@ def _run_nuts(
         elif not s.dense_mass:
             inverse_mass = ravel_pytree(variances)[0]
     chain_method = resolve_chain_method(s.chain_method, s.chains)
-    kernel = NUTS(model, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth,
+    kernel = NUTS(model, target_accept_prob=s.target_accept,
+                  max_tree_depth=_tree_depth(spec, start),
                   dense_mass=dense, inverse_mass_matrix=inverse_mass,
                   init_strategy=init_to_median(num_samples=15))  # used when init_params is None
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,

@@ -177,7 +177,9 @@ class SamplerSpec:
     warmup: int = 500
     draws: int = 1000
     target_accept: float = 0.8
-    max_tree_depth: int = 10
+    # NUTS's cap on tree doublings (at most 2^depth - 1 leapfrog steps), or "auto":
+    # bayesarena.fit.resolve_max_tree_depth (4 for posteriors of thousands of parameters)
+    max_tree_depth: int | str = 10
     chain_method: str = "auto"  # parallel when there are enough devices, else sequential
     init: str = "laplace"
     dense_mass: bool = False
@@ -401,19 +403,30 @@ def _section(raw: Mapping[str, Any], key: str, cls: type, where: str) -> Any:
     for name, value in section.items():
         expected = type(getattr(defaults, name))
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if name in AUTO_SETTINGS and value == "auto":
+            ok = True
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             ok, value = True, float(value)
         if not ok:
+            also = ' or "auto"' if name in AUTO_SETTINGS else ""
             raise SpecError(
-                f"{where}: {key}.{name} must be {expected.__name__}, got {value!r}"
+                f"{where}: {key}.{name} must be {expected.__name__}{also}, got {value!r}"
             )
     return cls(**{k: (float(v) if isinstance(getattr(defaults, k), float) else v)
                   for k, v in section.items()})
 
 
+#: Settings that also take the value "auto".
+AUTO_SETTINGS = ("max_tree_depth",)
+
+
 def _validate_sampler(s: SamplerSpec, where: str) -> None:
     for name in ("chains", "warmup", "draws", "max_tree_depth"):
         value = getattr(s, name)
+        if name in AUTO_SETTINGS and value == "auto":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{where}.{name} must be an integer, got {value!r}")
         if value < (0 if name == "warmup" else 1):
             raise SpecError(f"{where}.{name} must be positive, got {value}")
     if not 0 < s.target_accept < 1:
