@@ -246,8 +246,9 @@ def fit(
             start = _centre_strengths(*start)
     # the Laplace steps above ran in float64; NUTS evaluates the likelihood as the spec says
     model = functools.partial(model, precision=spec.sampler.precision)
+    spec = spec.with_sampler(max_tree_depth=_tree_depth(spec, start))  # "auto" resolved
+    attrs["max_tree_depth"] = spec.sampler.max_tree_depth
     samples, stats, attrs["nuts_s"] = _run_nuts(model, kwargs, spec, start, key_nuts, progress)
-    attrs["max_tree_depth"] = _tree_depth(spec, start)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
     diag = compute_diagnostics(tree)
@@ -550,7 +551,7 @@ def _run_nuts(
             inverse_mass = ravel_pytree(variances)[0]
     chain_method = resolve_chain_method(s.chain_method, s.chains)
     kernel = NUTS(model, target_accept_prob=s.target_accept,
-                  max_tree_depth=_tree_depth(spec, start),
+                  max_tree_depth=s.max_tree_depth,  # "auto" resolved by fit
                   dense_mass=dense, inverse_mass_matrix=inverse_mass,
                   init_strategy=init_to_median(num_samples=15))  # used when init_params is None
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
