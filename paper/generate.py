@@ -59,8 +59,9 @@ SOURCES: dict[str, tuple[str, str]] = {
                                            "--votes 100000 --categories 10 --voters 10000 "
                                            "--out mid"),
     "arena_scaling.json": ("ArenaFull", "benchmarks/arena_scaling.py"),
-    "arena_scaling_draws1500.json": ("ArenaLong", "benchmarks/arena_scaling.py --draws 1500 "
-                                                  "--out draws1500"),
+    "arena_scaling_accept065_draws1000.json": ("ArenaLong", "benchmarks/arena_scaling.py "
+                                                            "--target-accept 0.65 --draws 1000 "
+                                                            "--out accept065_draws1000"),
     "arena_gradient.json": ("ArenaGradient", "benchmarks/arena_gradient.py"),
     "tree_depth.json": ("TreeDepth", "benchmarks/tree_depth.py"),
     "arena_scaling_depth4.json": ("ArenaCapped", "benchmarks/arena_scaling.py --no-split "
@@ -901,7 +902,7 @@ def performance_section(out: Output) -> None:
                          num(r["ess_bulk_per_s"])])
     for src, prefix in (("arena_scaling_mid.json", "ArenaMid"), ("arena_scaling.json",
                                                                   "ArenaFull"),
-                        ("arena_scaling_draws1500.json", "ArenaLong")):
+                        ("arena_scaling_accept065_draws1000.json", "ArenaLong")):
         run = out.load(src)
         if run is None:
             continue

@@ -123,7 +123,7 @@ def _paper_macros_by_prefix() -> dict[str, set[str]]:
                 "ASScoreMix": "active_sampling_50_scoremix.json",
                 "ASHighCap": "active_sampling_50_crowded.json",
                 "TreeDepth": "tree_depth.json", "ArenaCapped": "arena_scaling_depth4.json",
-                "ArenaLong": "arena_scaling_draws1500.json"}
+                "ArenaLong": "arena_scaling_accept065_draws1000.json"}
     out: dict[str, set[str]] = {}
     for name in used:
         for prefix, filename in prefixes.items():
