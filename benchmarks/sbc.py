@@ -286,13 +286,11 @@ def _arena_fn(spec: Any, arena: Any) -> Callable[..., None]:
         tagged = (arena.tagsets[arena.cells.category].any(axis=1) if arena.tags
                   else np.zeros(len(counts), dtype=bool))
         bound["theta_from_category_mean"] = bool(counts[tagged].sum() >= 0.5 * counts.sum())
-    if "split_category_means" in accepted and bound.get("theta_from_category_mean"):
-        # as bayesarena.fit: every category centred (here by the design rule) -> per-model
-        # means and contrasts
-        from bayesarena.arena_model import default_category_centring
+    if "split_category_means" in accepted:  # as bayesarena.fit decides it
+        from bayesarena.arena_model import default_category_centring, splits_category_means
 
-        centred = default_category_centring(arena, spec)
-        bound["split_category_means"] = bool(centred.size >= 2 and centred.all())
+        bound["split_category_means"] = splits_category_means(
+            bound.get("theta_from_category_mean", False), default_category_centring(arena, spec))
     return _cached(("arena_fn", _spec_key(spec), tuple(sorted(bound.items()))),
                    lambda: functools.partial(arena_model, spec=spec, **bound))
 

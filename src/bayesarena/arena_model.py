@@ -163,6 +163,16 @@ def split_model_means_deviations(n_models: int, n_tags: int, tau: jax.Array,
     return delta
 
 
+def splits_category_means(theta_from_category_mean: bool, category_centred: np.ndarray) -> bool:
+    """Whether :func:`arena_model` samples the deviations as per-model means and contrasts
+    (:func:`split_model_means_deviations`): when ``theta`` goes through its category mean and
+    every category, two or more, is centred (``category_centred``, ``(C,)``). Not with
+    ``theta`` sampled directly: where only ``theta + delta`` is pinned, ``theta`` and the means
+    would form a ridge of their own."""
+    centred = np.asarray(category_centred, dtype=bool)
+    return bool(theta_from_category_mean and centred.size >= 2 and centred.all())
+
+
 def theta_via_category_mean(delta: jax.Array, spec: ModelSpec) -> jax.Array:
     """Sample ``theta`` through ``psi = theta + mean_c delta[:, c]``, its average over categories.
 

@@ -104,7 +104,7 @@ def rhat_chance_level(ess_bulk: np.ndarray | Sequence[np.ndarray], chains: int, 
     groups = _ess_groups(ess_bulk)
     if not groups or chains < 1 or draws < 4:
         return float("nan")
-    return _chance_level(groups, 2 * chains, draws / 2, quantile)
+    return _chance_level(groups, chains, draws, quantile)
 
 
 def _ess_groups(ess_bulk: np.ndarray | Sequence[np.ndarray]) -> list[tuple[float, int]]:
@@ -119,10 +119,13 @@ def _ess_groups(ess_bulk: np.ndarray | Sequence[np.ndarray]) -> list[tuple[float
     return groups
 
 
-def _chance_level(groups: list[tuple[float, int]], m: int, n: float,
+def _chance_level(groups: list[tuple[float, int]], chains: int, draws: float,
                   quantile: float = 0.5) -> float:
-    """:func:`rhat_chance_level` for groups of ``(ESS, count)`` parameters in ``m`` sequences
-    of ``n`` draws (``n`` may be fractional, for :func:`draws_for_rhat`'s root search)."""
+    """:func:`rhat_chance_level` for groups of ``(ESS, count)`` parameters (``draws`` may be
+    fractional, for :func:`draws_for_rhat`'s root search): ``m = 2 chains`` split sequences of
+    ``n = draws / 2``."""
+    m, n = 2 * chains, draws / 2
+
     def log_all_below(r: float) -> float:
         total = 0.0
         for ess, k in groups:
@@ -143,14 +146,18 @@ def draws_for_rhat(ess_bulk: np.ndarray | Sequence[np.ndarray], chains: int, dra
     groups = _ess_groups(ess_bulk)
     if not groups or chains < 1 or draws < 4:
         return 0
-    level = _chance_level(groups, 2 * chains, draws / 2)
+    return _draws_for(groups, chains, draws, _chance_level(groups, chains, draws), target)
+
+
+def _draws_for(groups: list[tuple[float, int]], chains: int, draws: int, level: float,
+               target: float = RHAT_MAX) -> int:
+    """:func:`draws_for_rhat` given the chance ``level`` at ``draws``."""
     if not np.isfinite(level):
         return 0
     if level <= target:
         return int(draws)
     grow = optimize.brentq(
-        lambda g: _chance_level([(e * g, k) for e, k in groups], 2 * chains,
-                                g * draws / 2) - target,
+        lambda g: _chance_level([(e * g, k) for e, k in groups], chains, g * draws) - target,
         1.0, 1e4, xtol=1e-4)
     return int(np.ceil(draws * grow))
 
@@ -180,13 +187,15 @@ def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -
     if "sample_stats" in tree.children and "diverging" in tree["sample_stats"].data_vars:
         divergences = int(np.asarray(tree["sample_stats"]["diverging"].values).sum())
     problems = []
-    ess_groups = [np.asarray(v.values) for v in ess_bulk.data_vars.values()]
-    chance = rhat_chance_level(ess_groups, chains, draws) if chains > 1 else float("nan")
-    needed = draws_for_rhat(ess_groups, chains, draws) if chance > RHAT_MAX else draws
+    # the R-hat chance level from each variable's bulk ESS, computed once for both figures
+    groups = _ess_groups([np.asarray(v.values) for v in ess_bulk.data_vars.values()])
+    chance = (_chance_level(groups, chains, draws) if groups and chains > 1 and draws >= 4
+              else float("nan"))
+    needed = _draws_for(groups, chains, draws, chance) if chance > RHAT_MAX else draws
     if chains > 1 and max_rhat > RHAT_MAX:
         noise = ""
         if np.isfinite(chance):
-            n_params = sum(k for _, k in _ess_groups(ess_groups))
+            n_params = sum(k for _, k in groups)
             noise = (f"; Monte Carlo noise alone would put the largest of these "
                      f"{n_params:,} R-hats near {chance:.3f}")
             if needed > draws:

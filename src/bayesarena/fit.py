@@ -41,10 +41,12 @@ from bayesarena.arena_model import (
     arena_model,
     centre_elements,
     centre_group,
+    default_category_centring,
     group_spread,
     log_spread_information,
     model_arguments,
     prior_median,
+    splits_category_means,
     theta_pinned,
 )
 from bayesarena.diagnostics import compute_diagnostics, warn_if_unhealthy
@@ -291,17 +293,14 @@ def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | tuple | Non
             spec.categories.enabled and spec.strength.parametrization != "noncentered"
             and "theta_z" in mode and theta_pinned(arena, group_spread(
                 mode["theta_z"], np.exp(mode["sigma"]), curvature["theta_z"]).spread))
-    kwargs = model_arguments(arena, spec, category_centred=category, voter_centred=voter)
-    # theta through psi and every category centred: the deviations as per-model means and
-    # contrasts (arena_model.split_model_means_deviations). Not with theta sampled directly:
-    # where only theta + delta is pinned, theta and the means would form a ridge of their own.
-    split = bool(SPLIT_CATEGORY_MEANS and via_category_mean
-                 and kwargs["category_noncentred"].shape[0] == 0
-                 and kwargs["category_centred"].shape[0] >= 2)
-    model = functools.partial(arena_model, n_models=arena.cells.n_models, spec=spec,
-                              theta_from_category_mean=via_category_mean,
-                              split_category_means=split)
-    return model, kwargs
+    if category is None:
+        category = default_category_centring(arena, spec)
+    model = functools.partial(
+        arena_model, n_models=arena.cells.n_models, spec=spec,
+        theta_from_category_mean=via_category_mean,
+        split_category_means=SPLIT_CATEGORY_MEANS and splits_category_means(via_category_mean,
+                                                                            category))
+    return model, model_arguments(arena, spec, category_centred=category, voter_centred=voter)
 
 
 Start = tuple[dict[str, jax.Array], dict[str, jax.Array]]
