@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target-accept", type=float, default=None)
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help="NUTS's cap on tree doublings (default: the spec's)")
+    parser.add_argument("--kernel", choices=("auto", "nuts", "jittered_hmc"), default=None,
+                        help="MCMC kernel in place of the spec's")
+    parser.add_argument("--trajectory-length", type=float, default=None,
+                        help="jittered HMC's integration time in place of the spec's")
     parser.add_argument("--no-pool", action="store_true",
                         help="each chain keeps its own warmup adaptation (NumPyro's default)")
     parser.add_argument("--precision", choices=["double", "mixed"], default=None,
@@ -74,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
         votes = ba.read_votes(path)
         spec = ba.load_spec(args.spec)
         spec = spec.with_sampler(pool_adaptation=not args.no_pool,
-                                 precision=args.precision, max_tree_depth=args.max_tree_depth)
+                                 precision=args.precision, max_tree_depth=args.max_tree_depth,
+                                 kernel=args.kernel, trajectory_length=args.trajectory_length)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
         result["precision"] = spec.sampler.precision
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["refine_s"] = tree.attrs.get("refine_s")
     result["nuts_s"] = tree.attrs.get("nuts_s")
     result["diagnostics"] = post.diagnostics.to_dict()
+    result["kernel"] = tree.attrs.get("kernel", "nuts")
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
     result["mean_leapfrog_steps_per_chain"] = [float(x) for x in steps.mean(axis=1)]

@@ -346,18 +346,26 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
         init, potential_gen, postprocess_gen, _ = initialize_model(
             key_init, sampled, init_strategy=init_to_median(num_samples=15), dynamic_args=True,
             model_kwargs=kwargs, validate_grad=False)
-        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-        depth = s.max_tree_depth
-        if depth == "auto":  # as bayesarena.fit resolves it, from the parameter count
-            from bayesarena.fit import resolve_max_tree_depth
+        n_parameters = sum(int(np.size(v)) for v in jax.tree.leaves(init.z))
+        kernel, depth = getattr(s, "kernel", "nuts"), s.max_tree_depth
+        if "auto" in (kernel, depth):  # as bayesarena.fit resolves them, from the size
+            from bayesarena.fit import resolve_kernel, resolve_max_tree_depth
 
-            depth = resolve_max_tree_depth(depth, sum(int(np.size(v))
-                                                      for v in jax.tree.leaves(init.z)))
+            kernel = resolve_kernel(kernel, n_parameters)
+            depth = resolve_max_tree_depth(depth, n_parameters)
+        jittered = kernel == "jittered_hmc"
+        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen,
+                                         algo="HMC" if jittered else "NUTS")
         state = init_kernel(init, num_warmup=warmup, dense_mass=s.dense_mass,
                             target_accept_prob=s.target_accept, max_tree_depth=depth,
+                            trajectory_length=s.trajectory_length if jittered else None,
                             model_kwargs=kwargs, rng_key=key_run)
 
         def step(state: Any, _: Any) -> tuple[Any, Any]:
+            if jittered:  # as bayesarena.jittered_hmc.JitteredHMC does
+                from bayesarena.jittered_hmc import jittered_state
+
+                state = jittered_state(state, s.trajectory_length, s.trajectory_jitter)
             state = sample_kernel(state, model_kwargs=kwargs)
             return state, (state.z, state.diverging)
 
@@ -372,7 +380,7 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
         return jax.lax.map(lambda k: one_chain(k, kwargs), keys)  # sequential
 
     return _cached(("runner", id(model), precision, warmup, draws, config.chains,
-                    config.chain_method),
+                    config.chain_method, getattr(s, "kernel", "nuts"), s.max_tree_depth),
                    lambda: jax.jit(run))
 
 
@@ -1109,6 +1117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running simulations in parallel (1)")
     parser.add_argument("--fitter", choices=("reuse", "package"), default="reuse")
+    parser.add_argument("--kernel", choices=("auto", "nuts", "jittered_hmc"), default=None,
+                        help="sample with this kernel instead of the spec's (a diagnostic)")
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help="NUTS's tree-depth cap in place of the spec's (a diagnostic "
                              "variant, labelled as such)")
@@ -1148,6 +1158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.strength != "spec":
             spec = replace(spec, strength=replace(spec.strength, parametrization=args.strength))
             label = f"{name} [strength {args.strength}]"
+        if args.kernel is not None:
+            spec = spec.with_sampler(kernel=args.kernel)
+            label = f"{label} [kernel {args.kernel}]"
         if args.max_tree_depth is not None:
             spec = spec.with_sampler(max_tree_depth=args.max_tree_depth)
             label = f"{label} [tree depth {args.max_tree_depth}]"

@@ -961,7 +961,8 @@ def performance_section(out: Output) -> None:
     depth = out.load("tree_depth.json")
     if depth is not None:
         src = "tree_depth.json"
-        runs = {r["max_tree_depth"]: r for r in depth["runs"]}
+        runs = {r["max_tree_depth"]: r for r in depth["runs"]
+                if r.get("kernel", "nuts") == "nuts"}
         for cap, label in ((10, "Full"), (4, "Capped")):
             r = runs[cap]
             out.macro(f"TreeDepth{label}Steps", num(r["mean_steps"]),
@@ -970,6 +971,19 @@ def performance_section(out: Output) -> None:
                       f"{src} runs[depth {cap}].ess_bulk_x_median")
             out.macro(f"TreeDepth{label}SquareESS", num(r["ess_bulk_x_squared_median"]),
                       f"{src} runs[depth {cap}].ess_bulk_x_squared_median")
+            if "ess_smallest_per_1000_gradients" in r:
+                out.macro(f"TreeDepth{label}PerGrad", num(r["ess_smallest_per_1000_gradients"],
+                                                          1),
+                          f"{src} runs[depth {cap}].ess_smallest_per_1000_gradients")
+        jittered = {r["trajectory_length"]: r for r in depth["runs"]
+                    if r.get("kernel") == "jittered_hmc"}
+        for length, label in ((1.2, "Short"), (1.6, ""), (2.0, "Long")):
+            if length in jittered:
+                r, key = jittered[length], f"{src} runs[jittered_hmc {length}]"
+                out.macro(f"Jittered{label}Steps", num(r["mean_steps"], 1), f"{key}.mean_steps")
+                out.macro(f"Jittered{label}PerGrad",
+                          num(r["ess_smallest_per_1000_gradients"], 1),
+                          f"{key}.ess_smallest_per_1000_gradients")
     capped = out.load("arena_scaling_depth4.json")
     if capped is not None:
         src = "arena_scaling_depth4.json"

@@ -200,7 +200,9 @@ def test_arena_fit_is_healthy(recovered):
     post, _, _ = recovered
     assert post.diagnostics.divergences == 0
     assert post.diagnostics.max_rhat < 1.02, post.diagnostics.problems
-    # arena.toml's max_tree_depth = "auto": a few hundred parameters keep NUTS's long trees
+    # arena.toml's kernel and max_tree_depth "auto": a few hundred parameters keep NUTS and
+    # its long trees
+    assert post.tree.attrs["kernel"] == "nuts"
     assert post.tree.attrs["max_tree_depth"] == 10
 
 

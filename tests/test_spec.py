@@ -73,17 +73,17 @@ def test_with_sampler_overrides_and_validates():
 
 def test_tree_depth_auto_caps_large_posteriors_only():
     """``max_tree_depth = "auto"`` (models/arena.toml) parses, survives the TOML round trip, and
-    resolves to 4 (15 leapfrog steps) from CAPPED_TREES_FROM parameters, 10 below or when the
+    resolves to 4 (15 leapfrog steps) from LARGE_POSTERIOR_FROM parameters, 10 below or when the
     count is unknown; a number is used as given."""
     import tomllib
 
-    from bayesarena.fit import CAPPED_TREES_FROM, resolve_max_tree_depth
+    from bayesarena.fit import LARGE_POSTERIOR_FROM, resolve_max_tree_depth
 
     spec = load_spec("arena")
     assert spec.sampler.max_tree_depth == "auto"
     assert parse_spec(tomllib.loads(spec.to_toml())).sampler == spec.sampler
-    assert resolve_max_tree_depth("auto", CAPPED_TREES_FROM) == 4
-    assert resolve_max_tree_depth("auto", CAPPED_TREES_FROM - 1) == 10
+    assert resolve_max_tree_depth("auto", LARGE_POSTERIOR_FROM) == 4
+    assert resolve_max_tree_depth("auto", LARGE_POSTERIOR_FROM - 1) == 10
     assert resolve_max_tree_depth("auto", None) == 10
     assert resolve_max_tree_depth(6, 10**6) == 6
     assert spec.with_sampler(max_tree_depth=5).sampler.max_tree_depth == 5

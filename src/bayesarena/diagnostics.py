@@ -49,6 +49,7 @@ class Diagnostics:
     rhat_chance: float = float("nan")
     draws_for_rhat: int = 0
     problems: list[str] = field(default_factory=list)
+    kernel: str = "nuts"  # the MCMC kernel: "nuts" or "jittered_hmc"
 
     @property
     def ok(self) -> bool:
@@ -168,8 +169,9 @@ def _as_dataset(result: xr.Dataset | xr.DataTree) -> xr.Dataset:
 
 
 def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
-    """R-hat, bulk/tail ESS and divergences of a NUTS posterior; a Laplace posterior (independent
-    draws from a Gaussian) reports its draw count only."""
+    """R-hat, bulk/tail ESS and divergences of an MCMC posterior (NUTS or jittered HMC; the
+    method is called ``"nuts"`` either way); a Laplace posterior (independent draws from a
+    Gaussian) reports its draw count only."""
     post = tree["posterior"].to_dataset()
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
     method = str(tree.attrs.get("method", "nuts"))
@@ -213,7 +215,7 @@ def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -
         min_ess_bulk=min_bulk, worst_ess_bulk=worst_bulk,
         min_ess_tail=min_tail, worst_ess_tail=worst_tail,
         divergences=divergences, rhat_chance=chance, draws_for_rhat=needed,
-        problems=problems,
+        problems=problems, kernel=str(tree.attrs.get("kernel", "nuts")),
     )
 
 
@@ -229,6 +231,10 @@ def warn_if_unhealthy(diag: Diagnostics) -> None:
         )
 
 
+#: How reports name the MCMC kernels.
+KERNEL_NAMES = {"nuts": "NUTS", "jittered_hmc": "jittered HMC"}
+
+
 def format_diagnostics(diag: Diagnostics) -> str:
     """One-paragraph text report."""
     if diag.method != "nuts":
@@ -236,7 +242,8 @@ def format_diagnostics(diag: Diagnostics) -> str:
                 "(no MCMC diagnostics apply)")
     status = "OK" if diag.ok else "PROBLEMS: " + "; ".join(diag.problems)
     return (
-        f"NUTS {diag.chains} chains x {diag.draws} draws | max R-hat {diag.max_rhat:.4f} "
+        f"{KERNEL_NAMES.get(diag.kernel, diag.kernel)} {diag.chains} chains x {diag.draws} "
+        f"draws | max R-hat {diag.max_rhat:.4f} "
         f"({diag.worst_rhat}) | min bulk ESS {diag.min_ess_bulk:.0f} ({diag.worst_ess_bulk}) | "
         f"min tail ESS {diag.min_ess_tail:.0f} ({diag.worst_ess_tail}) | divergences "
         f"{diag.divergences} | {status}"

@@ -55,6 +55,9 @@ CHAIN_METHODS = ("auto", "sequential", "vectorized", "parallel")
 INIT_STRATEGIES = ("laplace", "prior_median")
 #: likelihood arithmetic during NUTS (bayesarena.precision)
 PRECISIONS = ("double", "mixed")
+#: MCMC transition kernels: NUTS, HMC with a jittered integration time
+#: (:mod:`bayesarena.jittered_hmc`), or "auto" (:func:`bayesarena.fit.resolve_kernel`).
+KERNELS = ("auto", "nuts", "jittered_hmc")
 CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 POSITION_SOURCES = ("model_a", "column")
 
@@ -167,11 +170,15 @@ class PositionSpec:
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """NUTS defaults. ``init = "laplace"`` starts chains from draws of the Laplace approximation
-    and seeds the mass matrix with its variances, which shortens warmup. ``pool_adaptation``:
-    after warmup all chains sample with the chains' mean mass matrix and median step size
-    (:mod:`bayesarena.adaptation`). ``precision = "mixed"``: NUTS evaluates per-vote likelihood
-    terms in float32 and their sums in float64 (:mod:`bayesarena.precision`)."""
+    """MCMC defaults. ``kernel``: ``"nuts"``, ``"jittered_hmc"`` (HMC whose integration time
+    ``trajectory_length * u``, ``u ~ U(1 - trajectory_jitter, 1 + trajectory_jitter)``, is drawn
+    each iteration; :mod:`bayesarena.jittered_hmc`) or ``"auto"`` (jittered HMC for posteriors
+    of thousands of parameters, NUTS below; :func:`bayesarena.fit.resolve_kernel`).
+    ``init = "laplace"`` starts chains from draws of the Laplace approximation and seeds the
+    mass matrix with its variances, which shortens warmup. ``pool_adaptation``: after warmup
+    all chains sample with the chains' mean mass matrix and median step size
+    (:mod:`bayesarena.adaptation`). ``precision = "mixed"``: the sampler evaluates per-vote
+    likelihood terms in float32 and their sums in float64 (:mod:`bayesarena.precision`)."""
 
     chains: int = 4
     warmup: int = 500
@@ -180,6 +187,13 @@ class SamplerSpec:
     # NUTS's cap on tree doublings (at most 2^depth - 1 leapfrog steps), or "auto":
     # bayesarena.fit.resolve_max_tree_depth (4 for posteriors of thousands of parameters)
     max_tree_depth: int | str = 10
+    kernel: str = "nuts"
+    # jittered HMC's integration time in the mass matrix's units, about a quarter period of a
+    # round Gaussian (pi / 2: decorrelates x and x^2 alike; on the 7,361-d standard normal of
+    # benchmarks/tree_depth.py 1.2 and 2.0 gave a third less ESS per gradient than 1.6), and
+    # the half-width of its uniform jitter relative to it
+    trajectory_length: float = 1.6
+    trajectory_jitter: float = 0.5
     chain_method: str = "auto"  # parallel when there are enough devices, else sequential
     init: str = "laplace"
     dense_mass: bool = False
@@ -431,6 +445,12 @@ def _validate_sampler(s: SamplerSpec, where: str) -> None:
             raise SpecError(f"{where}.{name} must be positive, got {value}")
     if not 0 < s.target_accept < 1:
         raise SpecError(f"{where}.target_accept must be in (0, 1), got {s.target_accept}")
+    if not s.trajectory_length > 0:
+        raise SpecError(f"{where}.trajectory_length must be positive, got {s.trajectory_length}")
+    if not 0 <= s.trajectory_jitter < 1:
+        raise SpecError(f"{where}.trajectory_jitter must be in [0, 1), got "
+                        f"{s.trajectory_jitter}")
+    _check_choice(s.kernel, KERNELS, f"{where}.kernel")
     _check_choice(s.chain_method, CHAIN_METHODS, f"{where}.chain_method")
     _check_choice(s.init, INIT_STRATEGIES, f"{where}.init")
     _check_choice(s.precision, PRECISIONS, f"{where}.precision")
