@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="MCMC kernel in place of the spec's")
     parser.add_argument("--trajectory-length", type=float, default=None,
                         help="jittered HMC's integration time in place of the spec's")
+    parser.add_argument("--warmup-trajectory-scale", type=float, default=None,
+                        help="jittered HMC's warmup integration time share in place of the spec's")
     parser.add_argument("--no-pool", action="store_true",
                         help="each chain keeps its own warmup adaptation (NumPyro's default)")
     parser.add_argument("--precision", choices=["double", "mixed"], default=None,
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
         spec = ba.load_spec(args.spec)
         spec = spec.with_sampler(pool_adaptation=not args.no_pool,
                                  precision=args.precision, max_tree_depth=args.max_tree_depth,
-                                 kernel=args.kernel, trajectory_length=args.trajectory_length)
+                                 kernel=args.kernel, trajectory_length=args.trajectory_length,
+                                 warmup_trajectory_scale=args.warmup_trajectory_scale)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
         result["precision"] = spec.sampler.precision

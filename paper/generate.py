@@ -58,7 +58,14 @@ SOURCES: dict[str, tuple[str, str]] = {
     "arena_scaling_mid.json": ("ArenaMid", "benchmarks/arena_scaling.py --models 50 "
                                            "--votes 100000 --categories 10 --voters 10000 "
                                            "--out mid"),
-    "arena_scaling.json": ("ArenaFull", "benchmarks/arena_scaling.py"),
+    "arena_scaling_nuts.json": ("ArenaFull", "benchmarks/arena_scaling.py --kernel nuts "
+                                             "--draws 500 --warmup-trajectory-scale 1 "
+                                             "--out nuts"),
+    "arena_scaling.json": ("ArenaJittered", "benchmarks/arena_scaling.py"),
+    "arena_scaling_jittered_draws500.json": ("ArenaJitteredShort", "benchmarks/arena_scaling.py "
+                                                                   "--draws 500 "
+                                                                   "--warmup-trajectory-scale 1 "
+                                                                   "--out jittered_draws500"),
     "arena_scaling_accept065_draws1000.json": ("ArenaLong", "benchmarks/arena_scaling.py "
                                                             "--target-accept 0.65 --draws 1000 "
                                                             "--out accept065_draws1000"),
@@ -900,8 +907,10 @@ def performance_section(out: Output) -> None:
             rows.append([f"NUTS, {chain} chains", num(r["fit_s"], 1),
                          num(r["min_ess_bulk"]), num(r["max_rhat"], 3), num(r["divergences"]),
                          num(r["ess_bulk_per_s"])])
-    for src, prefix in (("arena_scaling_mid.json", "ArenaMid"), ("arena_scaling.json",
-                                                                  "ArenaFull"),
+    for src, prefix in (("arena_scaling_mid.json", "ArenaMid"),
+                        ("arena_scaling_nuts.json", "ArenaFull"),
+                        ("arena_scaling.json", "ArenaJittered"),
+                        ("arena_scaling_jittered_draws500.json", "ArenaJitteredShort"),
                         ("arena_scaling_accept065_draws1000.json", "ArenaLong")):
         run = out.load(src)
         if run is None:
@@ -914,10 +923,10 @@ def performance_section(out: Output) -> None:
         g = run["diagnostics"]
         out.macro(f"{prefix}Fit", num(run["fit_s"]), f"{src} fit_s")
         out.macro(f"{prefix}ESS", num(g["min_ess_bulk"]), f"{src} diagnostics.min_ess_bulk")
-        out.macro(f"{prefix}Rhat", num(g["max_rhat"], 3), f"{src} diagnostics.max_rhat")
+        out.macro(f"{prefix}Rhat", num(g["max_rhat"], 4), f"{src} diagnostics.max_rhat")
         out.macro(f"{prefix}Divergences", num(g["divergences"]), f"{src} diagnostics."
                   "divergences")
-        out.macro(f"{prefix}Steps", num(run["mean_leapfrog_steps"]), f"{src} "
+        out.macro(f"{prefix}Steps", num(run["mean_leapfrog_steps"], 1), f"{src} "
                   "mean_leapfrog_steps")
         out.macro(f"{prefix}Parameters", num(run["parameters"]), f"{src} parameters")
         out.macro(f"{prefix}Cells", num(run["layout"]["cells"]), f"{src} layout.cells")

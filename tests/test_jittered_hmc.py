@@ -14,7 +14,12 @@ from numpyro.infer import MCMC
 
 import bayesarena as ba
 from bayesarena.fit import LARGE_POSTERIOR_FROM, resolve_kernel
-from bayesarena.jittered_hmc import MAX_STEPS, JitteredHMC, jittered_state
+from bayesarena.jittered_hmc import (
+    MAX_STEPS,
+    JitteredHMC,
+    jittered_state,
+    short_warmup_iterations,
+)
 from bayesarena.spec import SpecError
 
 #: A correlated 3-d Gaussian: sds 1, 2 and 0.5, correlation 0.6 between the first two.
@@ -65,6 +70,24 @@ def test_samples_a_correlated_gaussian():
                   <= 4 * mcse(x, method="sd").values)
 
 
+def test_warmup_windows_run_at_the_shortened_time():
+    """``warmup_scale = 0.5``: before warmup's terminal buffer (the first 150 of 200
+    iterations in NumPyro's schedule) the time is halved, ``T / eps`` in (2, 6], so 3 to 6
+    steps; the buffer's 50 iterations and the draws take the full 5 to 12."""
+    kernel = JitteredHMC(potential_fn=_potential, trajectory_length=1.6, jitter=0.5,
+                         warmup_scale=0.5, step_size=0.2, adapt_step_size=False,
+                         adapt_mass_matrix=False)
+    mcmc = MCMC(kernel, num_warmup=200, num_samples=300, num_chains=1, progress_bar=False)
+    mcmc.warmup(jax.random.PRNGKey(0), init_params={"x": jnp.ones(3)}, collect_warmup=True,
+                extra_fields=("num_steps",))
+    warmup = np.asarray(mcmc.get_extra_fields()["num_steps"])
+    assert short_warmup_iterations(200) == 150
+    assert set(warmup[:150].tolist()) == set(range(3, 7))
+    assert set(warmup[150:].tolist()) <= set(range(5, 13)) and warmup[150:].max() > 6
+    mcmc.run(jax.random.PRNGKey(1), extra_fields=("num_steps",))
+    assert set(np.asarray(mcmc.get_extra_fields()["num_steps"]).tolist()) == set(range(5, 13))
+
+
 def test_a_seed_reproduces_the_chain():
     a, b, c = (np.asarray(_sample(seed, step_size=0.3, draws=100).get_samples()["x"])
                for seed in (3, 3, 4))
@@ -83,9 +106,10 @@ def test_steps_are_capped_when_the_step_size_is_tiny():
 
 
 @pytest.mark.parametrize("options", [dict(trajectory_length=0.0, jitter=0.5),
-                                     dict(trajectory_length=1.6, jitter=1.0)])
+                                     dict(trajectory_length=1.6, jitter=1.0),
+                                     dict(trajectory_length=1.6, jitter=0.5, warmup_scale=0.0)])
 def test_rejects_bad_settings(options):
-    with pytest.raises(ValueError, match=r"trajectory_length|jitter"):
+    with pytest.raises(ValueError, match=r"trajectory_length|jitter|warmup_scale"):
         JitteredHMC(potential_fn=_potential, **options)
 
 
@@ -93,7 +117,7 @@ def test_spec_settings_are_validated():
     spec = ba.load_spec("bt-davidson")
     assert spec.with_sampler(kernel="jittered_hmc").sampler.kernel == "jittered_hmc"
     for bad in (dict(kernel="mala"), dict(trajectory_length=-1.0),
-                dict(trajectory_jitter=1.5)):
+                dict(trajectory_jitter=1.5), dict(warmup_trajectory_scale=1.5)):
         with pytest.raises(SpecError, match=next(iter(bad))):
             spec.with_sampler(**bad)
 

@@ -266,6 +266,7 @@ def fit(
     else:
         attrs["trajectory_length"] = spec.sampler.trajectory_length
         attrs["trajectory_jitter"] = spec.sampler.trajectory_jitter
+        attrs["warmup_trajectory_scale"] = spec.sampler.warmup_trajectory_scale
     samples, stats, attrs["nuts_s"] = _run_mcmc(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
@@ -548,9 +549,10 @@ def resolve_kernel(setting: str, n_parameters: int | None) -> str:
     independent draws. At 150 models x 10 categories x 1M votes (7,361 parameters; 4 chains,
     400 + 500 iterations) jittered HMC took 11.5 steps per draw against NUTS's 15 and ended
     with min bulk ESS 618 against 428, min tail ESS 789 against 637 and an R-hat chance level
-    of 1.011 against 1.018 (``benchmarks/results/arena_scaling_nuts.json`` and
-    ``arena_scaling.json``). Small posteriors keep NUTS: there a fixed integration time is no
-    saving and funnels need NUTS's adaptive trajectories.
+    of 1.011 against 1.018 (``benchmarks/results/arena_scaling_jittered_draws500.json``,
+    ``arena_scaling_nuts.json``). Small posteriors keep NUTS: on the 8-model arena of
+    ``benchmarks/sbc.py`` jittered HMC mixed half as well (``sbc_arena_jittered.md``), as a
+    fixed integration time cannot follow funnels the way NUTS's U-turn rule does.
     """
     if setting != "auto":
         return setting
@@ -587,7 +589,8 @@ def _run_mcmc(
                    init_strategy=init_to_median(num_samples=15))  # used without init_params
     if s.kernel == "jittered_hmc":
         kernel = JitteredHMC(model, trajectory_length=s.trajectory_length,
-                             jitter=s.trajectory_jitter, **options)
+                             jitter=s.trajectory_jitter,
+                             warmup_scale=s.warmup_trajectory_scale, **options)
     else:
         kernel = NUTS(model, max_tree_depth=s.max_tree_depth, **options)
     mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
