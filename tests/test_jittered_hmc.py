@@ -13,6 +13,7 @@ from arviz_stats import mcse
 from numpyro.infer import MCMC
 
 import bayesarena as ba
+from bayesarena.diagnostics import format_diagnostics
 from bayesarena.fit import LARGE_POSTERIOR_FROM, resolve_kernel
 from bayesarena.jittered_hmc import (
     MAX_STEPS,
@@ -130,11 +131,11 @@ def test_auto_kernel_is_jittered_hmc_for_large_posteriors_only():
     assert resolve_kernel("jittered_hmc", 10) == "jittered_hmc"
 
 
-def test_fit_with_jittered_hmc_matches_nuts(small_cells):
+def test_fit_with_jittered_hmc_matches_nuts(small_cells, tmp_path):
     """``fit`` with ``kernel = "jittered_hmc"`` targets the posterior NUTS does: the posterior
     means of the strengths and log nu agree within 4 Monte Carlo standard errors of their
-    difference (11 elements; a false alarm with probability 7e-4), and the posterior records
-    the kernel and its settings."""
+    difference (11 elements; a false alarm with probability 7e-4). The posterior records the
+    kernel and its settings, also once saved and read back, and the report names it."""
     kw = dict(seed=4, progress=False, chains=2, warmup=300, draws=600, warn=False)
     spec = ba.load_spec("bt-davidson")
     nuts = ba.fit(small_cells, spec, **kw)
@@ -143,6 +144,10 @@ def test_fit_with_jittered_hmc_matches_nuts(small_cells):
     assert hmc.tree.attrs["kernel"] == "jittered_hmc"
     assert hmc.tree.attrs["trajectory_length"] == spec.sampler.trajectory_length
     assert hmc.diagnostics.divergences == 0
+    loaded = ba.Posterior.load(hmc.save(tmp_path / "hmc.nc"))
+    assert loaded.diagnostics.kernel == "jittered_hmc"
+    assert format_diagnostics(loaded.diagnostics).startswith("jittered HMC 2 chains x 600")
+    assert format_diagnostics(nuts.diagnostics).startswith("NUTS 2 chains")
     for name in ("theta", "log_nu"):
         x, y = nuts.tree["posterior"][name], hmc.tree["posterior"][name]
         difference = (x.mean(("chain", "draw")) - y.mean(("chain", "draw"))).values
