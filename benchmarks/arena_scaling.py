@@ -2,7 +2,8 @@
 
 Simulates 150 models x 10 categories x 1,000,000 votes with 100,000 voters (heavy-tailed votes
 per voter), style features in LMArena's conv_metadata layout and multi-tag votes, writes them
-to Parquet, reads them back, fits ``arena.toml`` with NUTS (4 chains) and records: time per
+to Parquet, reads them back, fits ``arena.toml`` with its sampler settings (4 chains; the
+kernel NUTS or jittered HMC, ``--kernel``) and records: time per
 stage, the sizes of the likelihood layout (cells, direction rows, parameters), diagnostics
 (R-hat, bulk/tail ESS, divergences, leapfrog steps) and recovery against the truth.
 

@@ -363,9 +363,12 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
 
         def step(state: Any, _: Any) -> tuple[Any, Any]:
             if jittered:  # as bayesarena.jittered_hmc.JitteredHMC does
-                from bayesarena.jittered_hmc import jittered_state
+                from bayesarena.jittered_hmc import jittered_state, short_warmup_iterations
 
-                state = jittered_state(state, s.trajectory_length, s.trajectory_jitter)
+                state = jittered_state(
+                    state, s.trajectory_length, s.trajectory_jitter,
+                    warmup_scale=s.warmup_trajectory_scale,
+                    short_until=short_warmup_iterations(warmup))
             state = sample_kernel(state, model_kwargs=kwargs)
             return state, (state.z, state.diverging)
 

@@ -518,7 +518,7 @@ def resolve_chain_method(chain_method: str, chains: int) -> str:
 
 def resolve_max_tree_depth(setting: int | str, n_parameters: int | None) -> int:
     """The tree depth NUTS runs with: ``setting`` itself, or for ``"auto"`` 4 (at most 15
-    leapfrog steps) when the posterior has at least :data:`CAPPED_TREES_FROM` parameters and
+    leapfrog steps) when the posterior has at least :data:`LARGE_POSTERIOR_FROM` parameters and
     10 otherwise (or when the count is unknown).
 
     Why the size: after warmup the step size that keeps the acceptance at the target shrinks
@@ -526,7 +526,8 @@ def resolve_max_tree_depth(setting: int | str, n_parameters: int | None) -> int:
     orbit takes about ``pi / eps`` steps: about 20 at 7,361 parameters (``eps`` 0.16 at 0.8),
     which tree doubling rounds up to 31, and under 15 below about 3,000. Capped at 15 there,
     a trajectory covers three quarters of a half-period, for half the gradients
-    (``benchmarks/results/tree_depth.json``; the full-size arena fit 324 s, min bulk ESS 428).
+    (``benchmarks/results/tree_depth.json``; the full-size NUTS fit 324 s, min bulk ESS 428,
+    ``arena_scaling_nuts.json``).
     Below, the cap can only cut trajectories a posterior that is not round needs: on the
     8-model arena of ``benchmarks/sbc.py`` (funnels, a few hundred parameters) it halved the
     median smallest ESS and 81 of 200 simulations ended with a split R-hat above 1.05, against
