@@ -89,11 +89,6 @@ class JitteredHMC(HMC):
         self._short_until = short_warmup_iterations(num_warmup)
         return super().init(rng_key, num_warmup, *args, **kwargs)
 
-    @property
-    def jitter(self) -> float:
-        """Half-width of the integration time's jitter, relative to ``trajectory_length``."""
-        return self._jitter
-
     def sample(self, state: Any, model_args: tuple, model_kwargs: dict) -> Any:
         state = jittered_state(state, self._base_length, self._jitter,
                                warmup_scale=self._warmup_scale, short_until=self._short_until)
