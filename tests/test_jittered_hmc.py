@@ -89,6 +89,24 @@ def test_warmup_windows_run_at_the_shortened_time():
     assert set(np.asarray(mcmc.get_extra_fields()["num_steps"]).tolist()) == set(range(5, 13))
 
 
+def test_vectorized_chains_draw_their_own_times():
+    """``chain_method="vectorized"`` (the default on a single GPU) hands the kernel the chains'
+    states stacked: each chain still draws its own integration time (the chains' step counts
+    differ at the same iteration) and samples the Gaussian (means within 4 MCSE)."""
+    kernel = JitteredHMC(potential_fn=_potential, trajectory_length=1.6, jitter=0.5,
+                         step_size=0.2, adapt_step_size=False, adapt_mass_matrix=False)
+    mcmc = MCMC(kernel, num_warmup=0, num_samples=1000, num_chains=2,
+                chain_method="vectorized", progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(2), init_params={"x": jnp.ones((2, 3))},
+             extra_fields=("num_steps",))
+    steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"])
+    assert np.mean(steps[0] != steps[1]) > 0.5
+    assert set(steps.ravel().tolist()) == set(range(5, 13))
+    x = xr.DataArray(np.asarray(mcmc.get_samples(group_by_chain=True)["x"]),
+                     dims=("chain", "draw", "dim"))
+    assert np.all(np.abs(x.mean(("chain", "draw")).values) <= 4 * mcse(x).values)
+
+
 def test_a_seed_reproduces_the_chain():
     a, b, c = (np.asarray(_sample(seed, step_size=0.3, draws=100).get_samples()["x"])
                for seed in (3, 3, 4))

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import random
 from numpyro.infer import HMC
@@ -90,9 +91,22 @@ class JitteredHMC(HMC):
         return super().init(rng_key, num_warmup, *args, **kwargs)
 
     def sample(self, state: Any, model_args: tuple, model_kwargs: dict) -> Any:
-        state = jittered_state(state, self._base_length, self._jitter,
-                               warmup_scale=self._warmup_scale, short_until=self._short_until)
+        def draw(one: Any) -> Any:
+            return jittered_state(one, self._base_length, self._jitter,
+                                  warmup_scale=self._warmup_scale,
+                                  short_until=self._short_until)
+
+        # chain_method="vectorized" hands over the chains' states stacked (HMC vmaps its own
+        # sampler then): draw each chain's time from its own key
+        state = jax.vmap(draw)(state) if _stacked(state.rng_key) else draw(state)
         return super().sample(state, model_args, model_kwargs)
+
+
+def _stacked(key: jax.Array) -> bool:
+    """Whether ``key`` holds several chains' PRNG keys (typed keys, or raw uint32 pairs)."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key.ndim > 0
+    return key.ndim > 1
 
 
 def short_warmup_iterations(num_warmup: int) -> int:
