@@ -30,6 +30,7 @@ from arena_size import add_size_arguments, simulate  # benchmarks/arena_size.py
 
 import bayesarena as ba
 from bayesarena.arena_data import arena_cells
+from bayesarena.spec import KERNELS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target-accept", type=float, default=None)
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help="NUTS's cap on tree doublings (default: the spec's)")
-    parser.add_argument("--kernel", choices=("auto", "nuts", "jittered_hmc"), default=None,
+    parser.add_argument("--kernel", choices=KERNELS, default=None,
                         help="MCMC kernel in place of the spec's")
     parser.add_argument("--trajectory-length", type=float, default=None,
                         help="jittered HMC's integration time in place of the spec's")

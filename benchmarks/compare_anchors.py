@@ -681,7 +681,7 @@ def report(p: dict) -> str:
         lines.append(f"Target **{'met' if t['met'] else 'not met'}**: 100 bootstrap refits at "
                      f"1M votes take {fast:.1f} s with the old method on pair counts and up to "
                      f"{slow:.0f} s as arena-rank ships them (a JAX L-BFGS per refit in a "
-                     "process pool), and the hierarchical NUTS fit at 1M votes "
+                     "process pool), and the hierarchical MCMC fit at 1M votes "
                      f"{full:.0f} s ({full / fast:.1f}x the former, {full / slow:.2f}x the "
                      "latter; `results/arena_scaling.json`, another run). The flat "
                      "`bt-davidson` NUTS fit is in the tables above.")

@@ -354,6 +354,10 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
             kernel = resolve_kernel(kernel, n_parameters)
             depth = resolve_max_tree_depth(depth, n_parameters)
         jittered = kernel == "jittered_hmc"
+        if jittered:  # drawn each iteration as bayesarena.jittered_hmc.JitteredHMC does
+            from bayesarena.jittered_hmc import jittered_state, short_warmup_iterations
+
+            short_until = short_warmup_iterations(warmup)
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen,
                                          algo="HMC" if jittered else "NUTS")
         state = init_kernel(init, num_warmup=warmup, dense_mass=s.dense_mass,
@@ -362,13 +366,10 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
                             model_kwargs=kwargs, rng_key=key_run)
 
         def step(state: Any, _: Any) -> tuple[Any, Any]:
-            if jittered:  # as bayesarena.jittered_hmc.JitteredHMC does
-                from bayesarena.jittered_hmc import jittered_state, short_warmup_iterations
-
-                state = jittered_state(
-                    state, s.trajectory_length, s.trajectory_jitter,
-                    warmup_scale=s.warmup_trajectory_scale,
-                    short_until=short_warmup_iterations(warmup))
+            if jittered:
+                state = jittered_state(state, s.trajectory_length, s.trajectory_jitter,
+                                       warmup_scale=s.warmup_trajectory_scale,
+                                       short_until=short_until)
             state = sample_kernel(state, model_kwargs=kwargs)
             return state, (state.z, state.diverging)
 
@@ -383,7 +384,10 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
         return jax.lax.map(lambda k: one_chain(k, kwargs), keys)  # sequential
 
     return _cached(("runner", id(model), precision, warmup, draws, config.chains,
-                    config.chain_method, getattr(s, "kernel", "nuts"), s.max_tree_depth),
+                    config.chain_method, s.max_tree_depth,
+                    *(getattr(s, k, None) for k in ("kernel", "trajectory_length",
+                                                    "trajectory_jitter",
+                                                    "warmup_trajectory_scale"))),
                    lambda: jax.jit(run))
 
 
@@ -1111,6 +1115,8 @@ def write_results(results: Sequence[SpecSBC], out: Path, *, command: str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bayesarena.spec import KERNELS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sims", type=int, default=200, help="simulations per spec (200)")
@@ -1120,7 +1126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes running simulations in parallel (1)")
     parser.add_argument("--fitter", choices=("reuse", "package"), default="reuse")
-    parser.add_argument("--kernel", choices=("auto", "nuts", "jittered_hmc"), default=None,
+    parser.add_argument("--kernel", choices=KERNELS, default=None,
                         help="sample with this kernel instead of the spec's (a diagnostic)")
     parser.add_argument("--max-tree-depth", type=int, default=None,
                         help="NUTS's tree-depth cap in place of the spec's (a diagnostic "

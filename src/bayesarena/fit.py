@@ -527,15 +527,14 @@ def resolve_max_tree_depth(setting: int | str, n_parameters: int | None) -> int:
     which tree doubling rounds up to 31, and under 15 below about 3,000. Capped at 15 there,
     a trajectory covers three quarters of a half-period, for half the gradients
     (``benchmarks/results/tree_depth.json``; the full-size NUTS fit 324 s, min bulk ESS 428,
-    ``arena_scaling_nuts.json``).
-    Below, the cap can only cut trajectories a posterior that is not round needs: on the
-    8-model arena of ``benchmarks/sbc.py`` (funnels, a few hundred parameters) it halved the
-    median smallest ESS and 81 of 200 simulations ended with a split R-hat above 1.05, against
-    22 uncapped (``benchmarks/results/sbc_arena_depth4.md``).
+    ``arena_scaling_nuts.json``). Below, the cap can only cut trajectories a posterior that is
+    not round needs: on the 8-model arena of ``benchmarks/sbc.py`` (funnels, a few hundred
+    parameters) it halved the median smallest ESS and 81 of 200 simulations ended with a split
+    R-hat above 1.05, against 22 uncapped (``benchmarks/results/sbc_arena_depth4.md``).
     """
     if setting != "auto":
         return int(setting)
-    return 4 if n_parameters is not None and n_parameters >= LARGE_POSTERIOR_FROM else 10
+    return 4 if _large(n_parameters) else 10
 
 
 def resolve_kernel(setting: str, n_parameters: int | None) -> str:
@@ -557,8 +556,12 @@ def resolve_kernel(setting: str, n_parameters: int | None) -> str:
     """
     if setting != "auto":
         return setting
-    large = n_parameters is not None and n_parameters >= LARGE_POSTERIOR_FROM
-    return "jittered_hmc" if large else "nuts"
+    return "jittered_hmc" if _large(n_parameters) else "nuts"
+
+
+def _large(n_parameters: int | None) -> bool:
+    """Whether a posterior of ``n_parameters`` (``None``: unknown) counts as large."""
+    return n_parameters is not None and n_parameters >= LARGE_POSTERIOR_FROM
 
 
 def _run_mcmc(

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 from jax import random
 from numpyro.infer import HMC
 from numpyro.infer.hmc_util import build_adaptation_schedule
+from numpyro.util import is_prng_key
 
 #: Most leapfrog steps one iteration may take (NUTS's default cap, ``2^10 - 1``): early in
 #: warmup dual averaging may try a tiny step size, and ``T / eps`` steps would be unbounded.
@@ -96,17 +97,11 @@ class JitteredHMC(HMC):
                                   warmup_scale=self._warmup_scale,
                                   short_until=self._short_until)
 
-        # chain_method="vectorized" hands over the chains' states stacked (HMC vmaps its own
-        # sampler then): draw each chain's time from its own key
-        state = jax.vmap(draw)(state) if _stacked(state.rng_key) else draw(state)
+        # chain_method="vectorized" hands over the chains' states stacked, and HMC then vmaps
+        # its own sampler (decided by the same test, numpyro.util.is_prng_key): draw each
+        # chain's time from its own key
+        state = draw(state) if is_prng_key(state.rng_key) else jax.vmap(draw)(state)
         return super().sample(state, model_args, model_kwargs)
-
-
-def _stacked(key: jax.Array) -> bool:
-    """Whether ``key`` holds several chains' PRNG keys (typed keys, or raw uint32 pairs)."""
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key.ndim > 0
-    return key.ndim > 1
 
 
 def short_warmup_iterations(num_warmup: int) -> int:
