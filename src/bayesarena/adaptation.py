@@ -65,11 +65,14 @@ def pool_adaptation(state: Any) -> Any:
         return np.ascontiguousarray(np.broadcast_to(np.asarray(x), (n_chains, *x.shape)))
 
     inverse_mass, sqrt, sqrt_inv = {}, {}, {}
-    for block, per_chain in adapt.inverse_mass_matrix.items():
+    blocks = adapt.inverse_mass_matrix  # one array when the kernel has a potential_fn
+    for block, per_chain in (blocks.items() if isinstance(blocks, dict) else [(None, blocks)]):
         pooled = jnp.mean(jnp.asarray(per_chain), axis=0)
         factor, factor_inv = mass_matrix_factors(pooled)
         inverse_mass[block] = shared(pooled)
         sqrt[block], sqrt_inv[block] = shared(factor), shared(factor_inv)
+    if not isinstance(blocks, dict):
+        inverse_mass, sqrt, sqrt_inv = inverse_mass[None], sqrt[None], sqrt_inv[None]
     step_size = shared(jnp.median(jnp.asarray(adapt.step_size)))
     return state._replace(adapt_state=adapt._replace(
         step_size=step_size, inverse_mass_matrix=inverse_mass, mass_matrix_sqrt=sqrt,

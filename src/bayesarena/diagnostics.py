@@ -49,7 +49,7 @@ class Diagnostics:
     rhat_chance: float = float("nan")
     draws_for_rhat: int = 0
     problems: list[str] = field(default_factory=list)
-    kernel: str = "nuts"  # the MCMC kernel: "nuts" or "jittered_hmc"
+    kernel: str = "nuts"  # the MCMC kernel: "nuts", "jittered_hmc" or "split_hmc"
 
     @property
     def ok(self) -> bool:
@@ -232,7 +232,7 @@ def warn_if_unhealthy(diag: Diagnostics) -> None:
 
 
 #: How reports name the MCMC kernels.
-KERNEL_NAMES = {"nuts": "NUTS", "jittered_hmc": "jittered HMC"}
+KERNEL_NAMES = {"nuts": "NUTS", "jittered_hmc": "jittered HMC", "split_hmc": "split HMC"}
 
 
 def format_diagnostics(diag: Diagnostics) -> str:

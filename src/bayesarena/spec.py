@@ -57,7 +57,7 @@ INIT_STRATEGIES = ("laplace", "prior_median")
 PRECISIONS = ("double", "mixed")
 #: MCMC transition kernels: NUTS, HMC with a jittered integration time
 #: (:mod:`bayesarena.jittered_hmc`), or "auto" (:func:`bayesarena.fit.resolve_kernel`).
-KERNELS = ("auto", "nuts", "jittered_hmc")
+KERNELS = ("auto", "nuts", "jittered_hmc", "split_hmc")
 CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 POSITION_SOURCES = ("model_a", "column")
 
