@@ -101,8 +101,6 @@ def main(argv: list[str] | None = None) -> dict:
     result["nuts_s"] = tree.attrs.get("nuts_s")
     result["diagnostics"] = post.diagnostics.to_dict()
     result["kernel"] = tree.attrs.get("kernel", "nuts")
-    result["split"] = {k: tree.attrs[k] for k in tree.attrs
-                       if k.startswith("split_") or k == "leapfrog_step_size"} or None
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
     result["mean_leapfrog_steps_per_chain"] = [float(x) for x in steps.mean(axis=1)]

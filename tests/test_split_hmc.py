@@ -1,6 +1,7 @@
 """Split HMC (bayesarena.split_hmc): the integrator is exact on its Gaussian part and
-reversible, the kernel samples the right distribution from a warmed-up state, its helpers
-follow NumPyro's layouts, and ``fit`` runs it to the posterior NUTS finds."""
+reversible, the kernel samples the right distribution and centres its Gaussian on the warmup's
+last slow window, its helpers follow NumPyro's layouts, and ``fit`` runs it to the posterior
+NUTS finds."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import numpy as np
 import pytest
 import xarray as xr
 from arviz_stats import mcse
+from jax.flatten_util import ravel_pytree
 from numpyro.infer import MCMC
+from numpyro.infer.hmc_util import build_adaptation_schedule
 from scipy.special import digamma, polygamma
 
 import bayesarena as ba
 from bayesarena import split_hmc
-from bayesarena.adaptation import pool_adaptation
 from bayesarena.diagnostics import format_diagnostics
-from bayesarena.jittered_hmc import JitteredHMC
-from bayesarena.split_hmc import Phase, SplitHMC, flat_inverse_mass, split_step
+from bayesarena.split_hmc import Phase, SplitHMC, flat_blocks, split_step
 
 #: A correlated 3-d Gaussian (sds 1, 2 and 0.5, correlation 0.6 between the first two) and,
 #: independent of it, g = log G with G ~ Gamma(2, 1): skewed, so the Gaussian the kernel
@@ -31,29 +32,20 @@ def _potential(z: dict) -> jax.Array:
     return 0.5 * z["x"] @ PRECISION @ z["x"] - (2.0 * z["g"] - jnp.exp(z["g"]))
 
 
-def _warmed_up(seed: int, chains: int = 2) -> tuple[JitteredHMC, split_hmc.SplitHMCState]:
-    """Jittered-HMC warmup of the target, its last positions' mean as the centre."""
-    base = JitteredHMC(potential_fn=_potential, trajectory_length=1.6, jitter=0.5)
-    warm = MCMC(base, num_warmup=400, num_samples=1, num_chains=chains,
-                chain_method="sequential", progress_bar=False, postprocess_fn=lambda z: z)
-    warm.warmup(jax.random.PRNGKey(seed), collect_warmup=True,
-                init_params={"x": jnp.ones((chains, 3)), "g": jnp.zeros(chains)})
-    centre = split_hmc.warmup_centre(warm.get_samples(group_by_chain=True))
-    return base, split_hmc.start_state(pool_adaptation(warm.post_warmup_state), centre)
-
-
-def _run(base: JitteredHMC, state: split_hmc.SplitHMCState, n: int, tuning: int = 100) -> MCMC:
-    """``tuning`` iterations of the split kernel tuning its step size, then ``n`` draws."""
-    kernel = SplitHMC(base, trajectory_length=1.6, jitter=0.5, target_accept=0.8)
-    mcmc = MCMC(kernel, num_warmup=tuning, num_samples=n, num_chains=np.shape(state.i)[0],
-                chain_method="sequential", progress_bar=False)
-    mcmc.run(jax.random.PRNGKey(7), init_params=state,
-             extra_fields=("num_steps", "accept_prob", "adapt_state.step_size"))
+def _sample(seed: int, draws: int, *, warmup: int = 400, centre=None,
+            collect_warmup: bool = False) -> MCMC:
+    kernel = SplitHMC(potential_fn=_potential, trajectory_length=1.6, jitter=0.5,
+                      centre=centre)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=2,
+                chain_method="sequential", progress_bar=False,
+                postprocess_fn=(lambda z: z) if collect_warmup else None)
+    init = {"x": jnp.ones((2, 3)), "g": jnp.zeros(2)}
+    if collect_warmup:
+        mcmc.warmup(jax.random.PRNGKey(seed), init_params=init, collect_warmup=True)
+    else:
+        mcmc.run(jax.random.PRNGKey(seed), init_params=init,
+                 extra_fields=("num_steps", "accept_prob", "adapt_state.step_size"))
     return mcmc
-
-
-def _sampled(seed: int, draws: int) -> MCMC:
-    return _run(*_warmed_up(seed), draws)
 
 
 def _gaussian_phase(step_size: float, n_steps: int, seed: int = 0):
@@ -110,7 +102,7 @@ def test_samples_a_correlated_gaussian_and_a_skewed_coordinate():
     """Means and sds of ``x`` and of ``g = log G`` (``E g = digamma(2)``, ``var g =
     trigamma(2)``) within 4 Monte Carlo standard errors of the truth (ArviZ's mcse; 8
     two-sided 4-sd checks: a false alarm with probability 5e-4)."""
-    mcmc = _sampled(1, 4000)
+    mcmc = _sample(1, 4000)
     samples = mcmc.get_samples(group_by_chain=True)
     x = xr.DataArray(np.asarray(samples["x"]), dims=("chain", "draw", "dim"))
     assert np.all(np.abs(x.mean(("chain", "draw")).values) <= 4 * mcse(x).values)
@@ -124,70 +116,66 @@ def test_samples_a_correlated_gaussian_and_a_skewed_coordinate():
     assert 0.5 < float(np.mean(mcmc.get_extra_fields()["accept_prob"])) < 1.0
 
 
-def test_tuning_ends_at_the_averaged_step_and_keeps_it():
-    """Dual averaging over the tuning iterations moves each chain's step size away from the
-    leapfrog one it starts from, ends it at the average of its log step sizes
-    (``exp(x_avg)``), and the draws keep it."""
-    base, state = _warmed_up(2)
-    mcmc = _run(base, state, 20)
-    last = mcmc.last_state
-    step = np.asarray(last.adapt_state.step_size)
-    assert np.all(step != np.asarray(state.adapt_state.step_size))
-    np.testing.assert_allclose(step, np.exp(np.asarray(last.adapt_state.ss_state[1])))
-    per_draw = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["adapt_state.step_size"])
-    np.testing.assert_array_equal(per_draw, np.broadcast_to(step[:, None], per_draw.shape))
+def test_the_centre_is_the_last_slow_windows_mean():
+    """After warmup each chain's ``mu`` is the mean of its draws in the last slow window
+    (NumPyro's schedule for 400 iterations: 150 to 349; the Welford state is read before the
+    window's last draw enters it)."""
+    mcmc = _sample(2, 1, collect_warmup=True)
+    draws = mcmc.get_samples(group_by_chain=True)
+    start, end = build_adaptation_schedule(400)[-2]
+    for chain in range(2):
+        window = {k: np.asarray(v)[chain, start:end] for k, v in draws.items()}
+        expected = ravel_pytree({k: v.mean(axis=0) for k, v in window.items()})[0]
+        np.testing.assert_allclose(np.asarray(mcmc.post_warmup_state.centre)[chain], expected,
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_pool_centre_gives_every_chain_the_chains_mean():
+    state = _sample(3, 1, collect_warmup=True).post_warmup_state
+    pooled = split_hmc.pool_centre(state)
+    np.testing.assert_allclose(np.asarray(pooled.centre),
+                               np.broadcast_to(np.asarray(state.centre).mean(axis=0),
+                                               np.shape(state.centre)))
 
 
 def test_a_seed_reproduces_the_chain():
-    a, b = (np.asarray(_sampled(3, 50).get_samples()["x"]) for _ in range(2))
+    a, b = (np.asarray(_sample(3, 50, warmup=150).get_samples()["x"]) for _ in range(2))
     np.testing.assert_array_equal(a, b)
 
 
-def test_flat_inverse_mass_follows_ravel_pytree_order():
+def test_flat_blocks_follow_ravel_pytree_order():
     """Blocks in any order and sites of any shape come out in ``ravel_pytree``'s order (sorted
-    site names, each raveled)."""
+    site names, each raveled); a single vector is already in it."""
     z = {"b": np.zeros((2, 2)), "a": np.zeros(3), "c": np.zeros(())}
     blocks = {("c", "b"): np.array([9.0, 5.0, 6.0, 7.0, 8.0]), ("a",): np.array([1., 2., 3.])}
-    flat = flat_inverse_mass(blocks, z)
-    np.testing.assert_array_equal(flat, [1, 2, 3, 5, 6, 7, 8, 9])
-    np.testing.assert_array_equal(
-        flat_inverse_mass(np.arange(8.0), z), np.arange(8.0))
+    np.testing.assert_array_equal(flat_blocks(blocks, z), [1, 2, 3, 5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(flat_blocks(np.arange(8.0), z), np.arange(8.0))
     with pytest.raises(ValueError, match="diagonal mass matrix"):
-        flat_inverse_mass({("a",): np.eye(3)}, {"a": np.zeros(3)})
+        flat_blocks({("a",): np.eye(3)}, {"a": np.zeros(3)})
 
 
-def test_warmup_centre_averages_the_last_draws_of_all_chains():
-    draws = {"y": np.arange(2 * 10 * 2, dtype=float).reshape(2, 10, 2),
-             "a": np.zeros((2, 10))}
-    centre = split_hmc.warmup_centre(draws, last=4)
-    # "a" first (sorted); y: chain 0 draws 6..9 and chain 1 draws 16..19, two coordinates
-    np.testing.assert_allclose(centre, [0.0, 25.0, 26.0])
-
-
-def test_the_kernel_only_continues_a_warmed_up_chain():
-    kernel = SplitHMC(None, trajectory_length=1.6, jitter=0.5, target_accept=0.8)
-    with pytest.raises(TypeError, match="start_state"):
-        kernel.init(jax.random.PRNGKey(0), 0, {"x": jnp.zeros(3)})
-    for bad in [dict(trajectory_length=0.0), dict(jitter=1.0), dict(target_accept=1.0)]:
-        settings = dict(trajectory_length=1.6, jitter=0.5, target_accept=0.8) | bad
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="diagonal mass matrix"):
+        SplitHMC(potential_fn=_potential, trajectory_length=1.6, jitter=0.5, dense_mass=True)
+    with pytest.raises(ValueError, match="centre has 2 values"):
+        _sample(0, 10, warmup=10, centre=np.zeros(2))
+    for bad in [dict(trajectory_length=0.0), dict(jitter=1.0)]:
+        settings = dict(trajectory_length=1.6, jitter=0.5) | bad
         with pytest.raises(ValueError, match=next(iter(bad))):
-            SplitHMC(None, **settings)
+            SplitHMC(potential_fn=_potential, **settings)
 
 
 def test_fit_with_split_hmc_matches_nuts(small_cells, tmp_path):
     """``fit`` with ``kernel = "split_hmc"`` targets the posterior NUTS does: the posterior
     means of the strengths and log nu agree within 4 Monte Carlo standard errors of their
     difference (11 elements; a false alarm with probability 7e-4). The posterior records the
-    kernel, its step sizes and the tuning, also once saved and read back, and the report
-    names it."""
+    kernel, also once saved and read back, and the report names it."""
     kw = dict(seed=4, progress=False, chains=2, warmup=300, draws=1000, warn=False)
     spec = ba.load_spec("bt-davidson")
     nuts = ba.fit(small_cells, spec, **kw)
     split = ba.fit(small_cells, spec.with_sampler(kernel="split_hmc"), **kw)
-    attrs = split.tree.attrs
-    assert attrs["kernel"] == "split_hmc"
-    assert attrs["split_tuning_iterations"] == split_hmc.TUNING_ITERATIONS
-    assert attrs["split_step_size"] > attrs["leapfrog_step_size"]
+    assert split.tree.attrs["kernel"] == "split_hmc"
+    assert split.diagnostics.divergences == 0
     loaded = ba.Posterior.load(split.save(tmp_path / "split.nc"))
     assert loaded.diagnostics.kernel == "split_hmc"
     assert format_diagnostics(loaded.diagnostics).startswith("split HMC 2 chains x 1000")
@@ -195,9 +183,3 @@ def test_fit_with_split_hmc_matches_nuts(small_cells, tmp_path):
         x, y = nuts.tree["posterior"][name], split.tree["posterior"][name]
         difference = (x.mean(("chain", "draw")) - y.mean(("chain", "draw"))).values
         assert np.all(np.abs(difference) <= 4 * np.hypot(mcse(x).values, mcse(y).values)), name
-
-
-def test_fit_refuses_split_hmc_with_a_short_warmup(small_cells):
-    spec = ba.load_spec("bt-davidson").with_sampler(kernel="split_hmc")
-    with pytest.raises(ValueError, match="warmup >= 100"):
-        ba.fit(small_cells, spec, seed=0, progress=False, chains=2, warmup=50, draws=50)

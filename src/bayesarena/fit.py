@@ -41,7 +41,6 @@ from numpyro.distributions.transforms import ZeroSumTransform
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.initialization import init_to_median
 
-from bayesarena import split_hmc
 from bayesarena.adaptation import pool_adaptation
 from bayesarena.arena_data import ArenaCells, arena_cells
 from bayesarena.arena_model import (
@@ -69,6 +68,7 @@ from bayesarena.laplace import (
 from bayesarena.numpyro_model import bucket_size, pad_rows, pairwise_model
 from bayesarena.posterior import Posterior, build_tree
 from bayesarena.spec import ModelSpec, load_spec
+from bayesarena.split_hmc import SplitHMC, pool_centre
 from bayesarena.validation import check_connected
 from bayesarena.votes import Cells, Votes
 
@@ -268,9 +268,7 @@ def fit(
         attrs["trajectory_length"] = spec.sampler.trajectory_length
         attrs["trajectory_jitter"] = spec.sampler.trajectory_jitter
         attrs["warmup_trajectory_scale"] = spec.sampler.warmup_trajectory_scale
-    samples, stats, attrs["nuts_s"], info = _run_mcmc(model, kwargs, spec, start, key_nuts,
-                                                      progress)
-    attrs.update(info)
+    samples, stats, attrs["nuts_s"] = _run_mcmc(model, kwargs, spec, start, key_nuts, progress)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
     diag = compute_diagnostics(tree)
@@ -594,34 +592,33 @@ def _run_mcmc(
     options = dict(target_accept_prob=s.target_accept, dense_mass=dense,
                    inverse_mass_matrix=inverse_mass,
                    init_strategy=init_to_median(num_samples=15))  # used without init_params
-    if s.kernel in ("jittered_hmc", "split_hmc"):  # split HMC's warmup is jittered HMC's
-        # split HMC tunes its own step size after warmup: no terminal buffer at the full time
+    if s.kernel == "jittered_hmc":
         kernel = JitteredHMC(model, trajectory_length=s.trajectory_length,
                              jitter=s.trajectory_jitter,
-                             warmup_scale=s.warmup_trajectory_scale,
-                             short_terminal_buffer=s.kernel == "split_hmc", **options)
+                             warmup_scale=s.warmup_trajectory_scale, **options)
+    elif s.kernel == "split_hmc":
+        # the Gaussian's first centre: the mean of the chains' starts (the Laplace mode, up
+        # to the starts' spread); each slow window's mean replaces it
+        centre = (None if init_params is None or s.chains == 1 else
+                  jax.tree.map(lambda x: jnp.mean(jnp.asarray(x), axis=0), init_params))
+        kernel = SplitHMC(model, trajectory_length=s.trajectory_length,
+                          jitter=s.trajectory_jitter, warmup_scale=s.warmup_trajectory_scale,
+                          centre=centre, **options)
     else:
         kernel = NUTS(model, max_tree_depth=s.max_tree_depth, **options)
 
-    def new_mcmc(sampler: Any, num_warmup: int, num_samples: int, **more: Any) -> MCMC:
-        return MCMC(sampler, num_warmup=num_warmup, num_samples=num_samples,
-                    num_chains=s.chains, chain_method=chain_method, progress_bar=progress,
-                    jit_model_args=True, **more)
-
     fields = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy",
               "adapt_state.step_size")
-    info: dict[str, Any] = {}
+    mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains,
+                chain_method=chain_method, progress_bar=progress, jit_model_args=True)
     t0 = time.perf_counter()
-    if s.kernel == "split_hmc":
-        mcmc, info = _run_split_hmc(kernel, new_mcmc, s, init_params, key_nuts, kwargs, fields)
+    if s.pool_adaptation and s.chains > 1 and s.warmup > 0:
+        mcmc.warmup(key_nuts, init_params=init_params, **kwargs)
+        state = pool_adaptation(mcmc.post_warmup_state)
+        mcmc.post_warmup_state = pool_centre(state) if s.kernel == "split_hmc" else state
+        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=fields, **kwargs)
     else:
-        mcmc = new_mcmc(kernel, s.warmup, s.draws)
-        if s.pool_adaptation and s.chains > 1 and s.warmup > 0:
-            mcmc.warmup(key_nuts, init_params=init_params, **kwargs)
-            mcmc.post_warmup_state = pool_adaptation(mcmc.post_warmup_state)
-            mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=fields, **kwargs)
-        else:
-            mcmc.run(key_nuts, init_params=init_params, extra_fields=fields, **kwargs)
+        mcmc.run(key_nuts, init_params=init_params, extra_fields=fields, **kwargs)
     # np.asarray blocks until JAX's asynchronous dispatch has finished: time after it
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
@@ -634,37 +631,4 @@ def _run_mcmc(
         "lp": -extra["potential_energy"],
         "step_size": extra["adapt_state.step_size"],
     }
-    return samples, stats, round(elapsed, 4), info
-
-
-def _run_split_hmc(kernel: JitteredHMC, new_mcmc: Callable[..., MCMC], s: Any,
-                   init_params: Any, key: jax.Array, kwargs: dict[str, jax.Array],
-                   fields: tuple[str, ...]) -> tuple[MCMC, dict[str, Any]]:
-    """Split HMC (:mod:`bayesarena.split_hmc`): jittered-HMC warmup, whose last
-    ``CENTRE_DRAWS`` positions per chain give the Gaussian's centre, then the split kernel:
-    ``TUNING_ITERATIONS`` that tune its step size (discarded) and the draws. Returns the MCMC
-    that holds the draws and what to record in the posterior's attrs."""
-    if s.warmup < split_hmc.CENTRE_DRAWS:
-        raise ValueError(f"split HMC needs warmup >= {split_hmc.CENTRE_DRAWS} iterations (the "
-                         f"Gaussian's centre is their mean), got {s.warmup}")
-    # the warmup's positions, unconstrained (the identity in place of the map to constrained)
-    warm = new_mcmc(kernel, s.warmup, s.draws, postprocess_fn=_identity)
-    warm.warmup(key, init_params=init_params, collect_warmup=True, **kwargs)
-    centre = split_hmc.warmup_centre(warm.get_samples(group_by_chain=True))
-    state = pool_adaptation(warm.post_warmup_state)
-    leapfrog_step = float(np.asarray(state.adapt_state.step_size)[0])
-    del warm
-    sampler = split_hmc.SplitHMC(kernel, trajectory_length=s.trajectory_length,
-                                 jitter=s.trajectory_jitter, target_accept=s.target_accept)
-    mcmc = new_mcmc(sampler, split_hmc.TUNING_ITERATIONS, s.draws)
-    start = split_hmc.start_state(state, centre)
-    mcmc.run(start.rng_key, init_params=start, extra_fields=fields, **kwargs)
-    steps = np.asarray(mcmc.last_state.adapt_state.step_size)
-    return mcmc, {"leapfrog_step_size": leapfrog_step,
-                  "split_step_size": float(np.median(steps)),  # per chain: sample_stats
-                  "split_tuning_iterations": split_hmc.TUNING_ITERATIONS,
-                  "split_centre_draws": split_hmc.CENTRE_DRAWS}
-
-
-def _identity(z: Any) -> Any:
-    return z
+    return samples, stats, round(elapsed, 4)

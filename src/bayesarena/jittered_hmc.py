@@ -70,14 +70,11 @@ class JitteredHMC(HMC):
     :class:`~numpyro.infer.HMC`'s. The jitter's random numbers come from the chain's own
     key, so a seed reproduces the chain. The number of leapfrog steps is capped at
     :data:`MAX_STEPS` (the time is shortened to ``MAX_STEPS eps`` when the step size is
-    tiny). ``warmup_scale``: the share of ``T0`` warmup runs at before its terminal buffer,
-    and through it too with ``short_terminal_buffer`` (for :mod:`bayesarena.split_hmc`, which
-    tunes its own step size after this warmup).
+    tiny).
     """
 
     def __init__(self, model: Any = None, *, trajectory_length: float, jitter: float,
-                 warmup_scale: float = 1.0, short_terminal_buffer: bool = False,
-                 **kwargs: Any) -> None:
+                 warmup_scale: float = 1.0, **kwargs: Any) -> None:
         if not trajectory_length > 0:
             raise ValueError(f"trajectory_length must be positive, got {trajectory_length}")
         if not 0 <= jitter < 1:
@@ -88,12 +85,10 @@ class JitteredHMC(HMC):
         self._base_length = float(trajectory_length)
         self._warmup_scale = float(warmup_scale)
         self._jitter = float(jitter)
-        self._short_buffer = bool(short_terminal_buffer)
         self._short_until = 0  # iterations run at the shortened time (set by init)
 
     def init(self, rng_key: Any, num_warmup: int, *args: Any, **kwargs: Any) -> Any:
-        self._short_until = (num_warmup if self._short_buffer
-                             else short_warmup_iterations(num_warmup))
+        self._short_until = short_warmup_iterations(num_warmup)
         return super().init(rng_key, num_warmup, *args, **kwargs)
 
     def sample(self, state: Any, model_args: tuple, model_kwargs: dict) -> Any:

@@ -56,7 +56,8 @@ INIT_STRATEGIES = ("laplace", "prior_median")
 #: likelihood arithmetic during NUTS (bayesarena.precision)
 PRECISIONS = ("double", "mixed")
 #: MCMC transition kernels: NUTS, HMC with a jittered integration time
-#: (:mod:`bayesarena.jittered_hmc`), or "auto" (:func:`bayesarena.fit.resolve_kernel`).
+#: (:mod:`bayesarena.jittered_hmc`), the same split around a Gaussian
+#: (:mod:`bayesarena.split_hmc`), or "auto" (:func:`bayesarena.fit.resolve_kernel`).
 KERNELS = ("auto", "nuts", "jittered_hmc", "split_hmc")
 CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 POSITION_SOURCES = ("model_a", "column")
@@ -172,7 +173,9 @@ class PositionSpec:
 class SamplerSpec:
     """MCMC defaults. ``kernel``: ``"nuts"``, ``"jittered_hmc"`` (HMC whose integration time
     ``trajectory_length * u``, ``u ~ U(1 - trajectory_jitter, 1 + trajectory_jitter)``, is drawn
-    each iteration; :mod:`bayesarena.jittered_hmc`) or ``"auto"`` (jittered HMC for posteriors
+    each iteration; :mod:`bayesarena.jittered_hmc`), ``"split_hmc"`` (the same after warmup
+    with an integrator that solves a Gaussian around the posterior mean exactly and steps only
+    the rest; :mod:`bayesarena.split_hmc`) or ``"auto"`` (jittered HMC for posteriors
     of thousands of parameters, NUTS below; :func:`bayesarena.fit.resolve_kernel`).
     ``init = "laplace"`` starts chains from draws of the Laplace approximation and seeds the
     mass matrix with its variances, which shortens warmup. ``pool_adaptation``: after warmup

@@ -29,17 +29,19 @@ where ``a`` is how far the posterior's curvature in that direction is from the G
 A posterior of a million votes is close to Gaussian, so the step can be several times larger
 for the same acceptance, each step still one gradient.
 
-How a fit uses it (:func:`bayesarena.fit.resolve_kernel`, ``kernel = "split_hmc"``):
-
-1. warmup as for jittered HMC (:class:`bayesarena.jittered_hmc.JitteredHMC`, leapfrog),
-   all of it at the shortened warmup time: it adapts ``M^-1`` (its leapfrog step size only
-   seeds step 2), and its last :data:`CENTRE_DRAWS` iterations of every chain give ``mu``
-   (:func:`warmup_centre`);
-2. :data:`TUNING_ITERATIONS` iterations of this kernel (``MCMC``'s warmup of it) adapt its
-   own step size by dual averaging (Hoffman & Gelman 2014, sec. 3.2; NumPyro's scheme),
-   each chain on its own, starting from the leapfrog step size;
-3. the draws, with ``mu``, ``M^-1`` and the step size fixed, and the integration time
-   jittered as in :mod:`bayesarena.jittered_hmc` (``T = T0 u``, ``u ~ U(1 - j, 1 + j)``).
+How it adapts. ``SplitHMC`` is a NumPyro kernel like :class:`~numpyro.infer.HMC` and runs
+Stan's warmup schedule through NumPyro's own adapter (``warmup_adapter``): dual averaging of
+the step size (Hoffman & Gelman 2014, sec. 3.2) towards ``target_accept_prob``, the
+diagonal ``M^-1`` from the variances of each slow window's draws. The Gaussian follows the
+adaptation: ``mu`` starts at ``centre`` (the fit passes the mean of the chains' Laplace
+starts; by default each chain's own start) and at the end of each slow window becomes the
+mean of that window's draws, estimated by the same Welford pass as their variances; after a
+window NumPyro's heuristic step-size search is skipped, as it would take leapfrog steps (dual
+averaging restarts from ``10 eps`` all the same). After warmup
+:func:`bayesarena.adaptation.pool_adaptation` and :func:`pool_centre` give every chain the
+chains' mean ``M^-1`` and ``mu`` and their median step size. Each iteration integrates for
+``T = T0 u``, ``u ~ U(1 - j, 1 + j)``, as :class:`bayesarena.jittered_hmc.JitteredHMC` does
+(with the same shortened time in warmup's adaptation windows).
 
 Only diagonal mass matrices are supported (a dense block would need the rotation in its
 eigenbasis).
@@ -54,27 +56,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax import random
 from jax.flatten_util import ravel_pytree
-from numpyro.infer.hmc_util import dual_averaging
-from numpyro.infer.mcmc import MCMCKernel
+from numpyro.infer.hmc_util import IntegratorState, build_adaptation_schedule, warmup_adapter
 from numpyro.util import is_prng_key
 
-from bayesarena.jittered_hmc import MAX_STEPS
+from bayesarena.jittered_hmc import MAX_STEPS, JitteredHMC
 
-#: Warmup iterations per chain (the last ones) whose positions are averaged into ``mu``.
-CENTRE_DRAWS = 100
-#: Iterations of the split kernel that tune its step size before the draws.
-TUNING_ITERATIONS = 100
 #: An energy error above this marks the iteration divergent (NumPyro's ``max_delta_energy``).
 MAX_DELTA_ENERGY = 1000.0
 
 
 class SplitHMCState(NamedTuple):
-    """One chain's state. The field names NumPyro's ``MCMC`` reads (``z``, ``diverging``,
-    ``num_steps``, ``accept_prob``, ``energy``, ``potential_energy``,
-    ``adapt_state.step_size``, ``rng_key``) are those of its ``HMCState``; ``adapt_state``
-    is the warmup's ``HMCAdaptState`` carried on, with ``step_size`` and the dual-averaging
-    state ``ss_state`` this kernel's own. ``centre`` and ``inverse_mass`` are the flat
-    ``mu`` and diagonal ``M^-1`` in the order of ``ravel_pytree(z)``."""
+    """One chain's state: NumPyro's ``HMCState`` fields that ``MCMC`` reads (``z``,
+    ``diverging``, ``num_steps``, ``accept_prob``, ``energy``, ``potential_energy``,
+    ``adapt_state``, ``rng_key``; ``adapt_state`` is NumPyro's ``HMCAdaptState``) and the
+    Gaussian's ``centre`` ``mu``, flat in the order of ``ravel_pytree(z)``."""
 
     i: jax.Array
     z: dict
@@ -88,7 +83,6 @@ class SplitHMCState(NamedTuple):
     adapt_state: Any
     rng_key: jax.Array
     centre: jax.Array
-    inverse_mass: jax.Array
 
 
 class Phase(NamedTuple):
@@ -122,91 +116,116 @@ def kinetic_energy(inverse_mass: jax.Array, p: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(inverse_mass * p * p)
 
 
-class SplitHMC(MCMCKernel):
-    """The split-HMC transition (module docstring) for NumPyro's ``MCMC``, started from a
-    warmed-up chain: ``MCMC(SplitHMC(...), num_warmup=TUNING_ITERATIONS, ...)`` run with
-    ``init_params=start_state(...)``. Its own warmup iterations tune the step size by dual
-    averaging towards ``target_accept`` and end at the averaged step (Hoffman & Gelman 2014's
-    final value); the draws keep it.
+class SplitHMC(JitteredHMC):
+    """HMC with the split integrator (module docstring), a NumPyro kernel.
 
-    ``base``: the kernel that ran the first warmup (an initialised
-    :class:`~numpyro.infer.HMC` or subclass); its potential and its map to constrained values
-    are reused. ``trajectory_length``, ``jitter``: the integration time ``T0 u``,
-    ``u ~ U(1 - j, 1 + j)``.
+    ``trajectory_length`` (``T0``), ``jitter`` (``j``) and ``warmup_scale`` are
+    :class:`~bayesarena.jittered_hmc.JitteredHMC`'s; ``centre``: the Gaussian's centre until
+    the first slow window ends (a dict of unconstrained sites, or flat in ``ravel_pytree``'s
+    order; default each chain's start). The other arguments are
+    :class:`~numpyro.infer.HMC`'s; ``dense_mass`` must stay off.
     """
 
-    def __init__(self, base: Any, *, trajectory_length: float, jitter: float,
-                 target_accept: float) -> None:
-        if not trajectory_length > 0:
-            raise ValueError(f"trajectory_length must be positive, got {trajectory_length}")
-        if not 0 <= jitter < 1:
-            raise ValueError(f"jitter must be in [0, 1), got {jitter}")
-        if not 0 < target_accept < 1:
-            raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
-        self._base = base
-        self._length = float(trajectory_length)
-        self._jitter = float(jitter)
-        self._target = float(target_accept)
-        self._tuning = 0  # iterations that tune the step size (MCMC's num_warmup; set by init)
+    def __init__(self, model: Any = None, *, trajectory_length: float, jitter: float,
+                 warmup_scale: float = 1.0, centre: Any = None, **kwargs: Any) -> None:
+        if kwargs.get("dense_mass"):
+            raise ValueError("split HMC needs a diagonal mass matrix (dense_mass=False)")
+        super().__init__(model, trajectory_length=trajectory_length, jitter=jitter,
+                         warmup_scale=warmup_scale, **kwargs)
+        self._centre = centre
+        self._num_warmup = 0
+        self._schedule = np.zeros((0, 2), dtype=int)
+        self._adapt: Any = None
 
-    @property
-    def sample_field(self) -> str:
-        return "z"
+    def init(self, rng_key: Any, num_warmup: int, init_params: Any = None,
+             model_args: tuple = (), model_kwargs: dict | None = None) -> SplitHMCState:
+        state = super().init(rng_key, num_warmup, init_params, model_args, model_kwargs)
+        self._num_warmup = int(num_warmup)
+        if num_warmup > 0:
+            self._schedule = np.asarray(build_adaptation_schedule(num_warmup), dtype=int)
+            # after a window's mass-matrix update NumPyro searches a reasonable step size
+            # with a leapfrog step; the split step differs, so dual averaging restarts from
+            # the current one instead
+            self._adapt = warmup_adapter(
+                num_warmup, find_reasonable_step_size=lambda step_size, *_: step_size,
+                adapt_step_size=self._adapt_step_size,
+                adapt_mass_matrix=self._adapt_mass_matrix, dense_mass=False,
+                target_accept_prob=self._target_accept_prob,
+                regularize_mass_matrix=self._regularize_mass_matrix)[1]
+        centre = self._centre
 
-    @property
-    def default_fields(self) -> tuple[str, ...]:
-        return ("z", "diverging")
+        def split_state(s: Any) -> SplitHMCState:
+            flat, _ = ravel_pytree(s.z)
+            mu = flat if centre is None else (
+                ravel_pytree(centre)[0] if isinstance(centre, dict) else jnp.asarray(centre))
+            if mu.shape != flat.shape:
+                raise ValueError(f"centre has {mu.shape[0]} values; the model has "
+                                 f"{flat.shape[0]} unconstrained parameters")
+            return SplitHMCState(s.i, s.z, s.z_grad, s.potential_energy, s.energy,
+                                 s.num_steps, s.accept_prob, s.mean_accept_prob, s.diverging,
+                                 s.adapt_state, s.rng_key, mu.astype(flat.dtype))
 
-    def init(self, rng_key: Any, num_warmup: int, init_params: Any, model_args: tuple = (),
-             model_kwargs: dict | None = None) -> SplitHMCState:
-        """``init_params``: one chain's :class:`SplitHMCState` (:func:`start_state`, which
-        ``MCMC`` hands over a chain at a time); ``num_warmup`` iterations then tune the step
-        size."""
-        if not isinstance(init_params, SplitHMCState):
-            raise TypeError(
-                "SplitHMC continues a warmed-up chain: run MCMC with "
-                "init_params=bayesarena.split_hmc.start_state(...), not from scratch")
-        self._tuning = int(num_warmup)
-        return init_params._replace(rng_key=rng_key)
-
-    def postprocess_fn(self, model_args: tuple, model_kwargs: dict) -> Any:
-        return self._base.postprocess_fn(model_args, model_kwargs)
-
-    def get_diagnostics_str(self, state: SplitHMCState) -> str:
-        return (f"{state.num_steps} steps of size {state.adapt_state.step_size:.2e}. "
-                f"acc. prob={state.mean_accept_prob:.2f}")
+        return split_state(state) if is_prng_key(state.rng_key) else jax.vmap(split_state)(state)
 
     def sample(self, state: SplitHMCState, model_args: tuple, model_kwargs: dict) -> Any:
-        potential_fn = self._base.get_potential_fn(model_args, model_kwargs)
+        potential_fn = self.get_potential_fn(model_args, model_kwargs)
 
         def one(s: SplitHMCState) -> SplitHMCState:
-            return split_transition(s, potential_fn, self._length, self._jitter,
-                                    self._target, self._tuning)
+            scale = jnp.where(s.i < self._short_until, self._warmup_scale, 1.0)
+            new, accept_prob = split_transition(s, potential_fn, scale * self._base_length,
+                                                self._jitter)
+            if self._num_warmup > 0:
+                new = jax.lax.cond(s.i < self._num_warmup,
+                                   lambda n: self._adapted(s, n, accept_prob),
+                                   lambda n: n, new)
+            n = jnp.where(s.i < self._num_warmup, new.i, new.i - self._num_warmup)
+            return new._replace(mean_accept_prob=s.mean_accept_prob
+                                + (accept_prob - s.mean_accept_prob) / n)
 
         # chain_method="vectorized" hands over the chains' states stacked
         return one(state) if is_prng_key(state.rng_key) else jax.vmap(one)(state)
 
+    def _adapted(self, old: SplitHMCState, new: SplitHMCState,
+                 accept_prob: jax.Array) -> SplitHMCState:
+        """NumPyro's warmup update of step size and ``M^-1`` after iteration ``old.i``, and
+        ``mu`` set to the window's mean where a slow window ends (read before the update
+        restarts the window's Welford state)."""
+        adapt = old.adapt_state
+        window = adapt.window_idx
+        ends = jnp.asarray(self._schedule[:, 1])
+        slow_window_ends = ((old.i == ends[window]) & (window > 0)
+                            & (window < len(self._schedule) - 1))
+        updated = self._adapt(old.i, accept_prob,
+                              IntegratorState(new.z, None, new.potential_energy, new.z_grad),
+                              adapt)
+        centre = new.centre
+        if self._adapt_mass_matrix:
+            means = jax.tree.map(lambda block: block[0], adapt.mm_state,
+                                 is_leaf=lambda x: isinstance(x, tuple))
+            centre = jnp.where(slow_window_ends, flat_blocks(means, new.z), centre)
+        return new._replace(adapt_state=updated, centre=centre)
 
-def split_transition(state: SplitHMCState, potential_fn: Any, trajectory_length: float,
-                     jitter: float, target_accept: float, tuning: int) -> SplitHMCState:
-    """One iteration: fresh momenta ``p ~ N(0, M)``, ``L = ceil(T / eps)`` split steps of size
-    ``T / L`` with ``T = T0 u`` (at most :data:`MAX_STEPS`), Metropolis accept on the full
-    energy. In the first ``tuning`` iterations the step size takes a dual-averaging update
-    towards ``target_accept`` (NumPyro's scheme, restarted by :func:`start_state`), and at the
-    last of them settles at its average."""
+
+def split_transition(state: SplitHMCState, potential_fn: Any, trajectory_length: jax.Array,
+                     jitter: float) -> tuple[SplitHMCState, jax.Array]:
+    """One iteration without adaptation: fresh momenta ``p ~ N(0, M)``, ``L = ceil(T / eps)``
+    split steps of size ``T / L`` with ``T = min(T0 u, MAX_STEPS eps)``, Metropolis
+    accept on the full energy. Returns the new state (``mean_accept_prob`` not yet updated)
+    and the acceptance probability."""
     key, key_momentum, key_length, key_accept = random.split(state.rng_key, 4)
     q0, unravel = ravel_pytree(state.z)
     grad0 = ravel_pytree(state.z_grad)[0]
-    inverse_mass, centre = state.inverse_mass, state.centre
+    adapt = state.adapt_state
+    inverse_mass, centre = flat_blocks(adapt.inverse_mass_matrix, state.z), state.centre
 
     def value_and_grad(q: jax.Array) -> tuple[jax.Array, jax.Array]:
         return jax.value_and_grad(lambda x: potential_fn(unravel(x)))(q)
 
-    step_size = state.adapt_state.step_size
     u = random.uniform(key_length, minval=1.0 - jitter, maxval=1.0 + jitter)
-    n_steps = jnp.clip(jnp.ceil(trajectory_length * u / step_size), 1, MAX_STEPS)
+    length = jnp.minimum(trajectory_length * u, MAX_STEPS * adapt.step_size)
+    n_steps = jnp.maximum(jnp.ceil(length / adapt.step_size), 1)
     n_steps = n_steps.astype(jnp.result_type(int))
-    eps = trajectory_length * u / n_steps
+    eps = length / n_steps
     p0 = random.normal(key_momentum, q0.shape) / jnp.sqrt(inverse_mass)
     start = Phase(q0, p0, state.potential_energy, grad0)
     end = jax.lax.fori_loop(
@@ -218,80 +237,38 @@ def split_transition(state: SplitHMCState, potential_fn: Any, trajectory_length:
     delta = jnp.where(jnp.isnan(delta), jnp.inf, delta)
     accept_prob = jnp.clip(jnp.exp(-delta), None, 1.0)
     accepted = random.bernoulli(key_accept, accept_prob)
-    adapt = state.adapt_state
-    if tuning > 0:
-        _, update = dual_averaging()
-        tuned = update(target_accept - accept_prob, adapt.ss_state)
-        tuned_step = jnp.exp(jnp.where(state.i == tuning - 1, tuned[1], tuned[0]))
-        is_tuning = state.i < tuning
-        adapt = adapt._replace(
-            ss_state=jax.tree.map(lambda new, old: jnp.where(is_tuning, new, old), tuned,
-                                  adapt.ss_state),
-            step_size=jnp.where(is_tuning, tuned_step, step_size))
-    i = state.i + 1
-    n = jnp.where(i > tuning, i - tuning, i)  # mean acceptance of the tuning, then of the draws
     return state._replace(
-        i=i, z=unravel(jnp.where(accepted, end.q, q0)),
+        i=state.i + 1, z=unravel(jnp.where(accepted, end.q, q0)),
         z_grad=unravel(jnp.where(accepted, end.grad, grad0)),
         potential_energy=jnp.where(accepted, end.potential, state.potential_energy),
         energy=jnp.where(accepted, energy1, energy0), num_steps=n_steps,
-        accept_prob=accept_prob,
-        mean_accept_prob=state.mean_accept_prob + (accept_prob - state.mean_accept_prob) / n,
-        diverging=delta > MAX_DELTA_ENERGY, adapt_state=adapt, rng_key=key)
+        accept_prob=accept_prob, diverging=delta > MAX_DELTA_ENERGY, rng_key=key), accept_prob
 
 
-def flat_inverse_mass(inverse_mass_matrix: Any, z: dict) -> np.ndarray:
-    """One chain's diagonal inverse mass matrix (NumPyro's: an array, or a dict from blocks of
-    site names to arrays) as one flat array in the order of ``ravel_pytree(z)`` (``z``: the
-    chain's position). Dense blocks raise ``ValueError``."""
-    blocks = (inverse_mass_matrix if isinstance(inverse_mass_matrix, dict)
-              else {tuple(sorted(z)): inverse_mass_matrix})
-    per_site: dict[str, np.ndarray] = {}
+def flat_blocks(blocks: Any, z: dict) -> jax.Array:
+    """Per-block vectors in NumPyro's mass-matrix layout (a dict from tuples of site names to
+    vectors, each the block's sites raveled in that order; or one vector over all sites in
+    ``ravel_pytree(z)``'s order) as one vector in the order of ``ravel_pytree(z)`` (sorted
+    site names). Dense (2-d) blocks raise ``ValueError``."""
+    if not isinstance(blocks, dict):
+        blocks = {tuple(sorted(z)): blocks}
+    per_site = {}
     for names, values in blocks.items():
-        values = np.asarray(values)
-        if values.ndim != 1:
+        if jnp.ndim(values) != 1:
             raise ValueError("split HMC needs a diagonal mass matrix; the block of "
-                             f"{list(names)} is dense, shape {values.shape}")
-        offsets = np.cumsum([0] + [int(np.size(z[k])) for k in names])
-        for k, a, b in zip(names, offsets[:-1], offsets[1:], strict=True):
-            per_site[k] = values[a:b]
-    return np.concatenate([per_site[k] for k in sorted(per_site)])
+                             f"{list(names)} is dense, shape {jnp.shape(values)}")
+        offset = 0
+        for name in names:
+            size = int(np.prod(jnp.shape(z[name]), dtype=int))
+            per_site[name] = values[offset:offset + size]
+            offset += size
+    return jnp.concatenate([jnp.asarray(per_site[k]) for k in sorted(per_site)])
 
 
-def warmup_centre(z_draws: dict[str, np.ndarray], last: int = CENTRE_DRAWS) -> np.ndarray:
-    """``mu``: the mean of the last ``last`` warmup positions over all chains, flat in the order
-    of ``ravel_pytree`` (``z_draws``: site -> ``(chain, iteration, ...)`` unconstrained
-    values)."""
-    means = {k: np.asarray(v)[:, -last:].mean(axis=(0, 1)) for k, v in z_draws.items()}
-    return np.concatenate([np.ravel(means[k]) for k in sorted(means)])
-
-
-def start_state(hmc_state: Any, centre: np.ndarray) -> SplitHMCState:
-    """The split kernel's starting state from a post-warmup HMC state with a leading chain axis
-    (``MCMC.post_warmup_state``, adaptation pooled over the chains) and the flat centre ``mu``:
-    positions and keys carried on, ``M^-1`` flattened, the dual averaging restarted from the
-    warmup's step size (prox centre ``log(10 eps)``, as NumPyro restarts it per window)."""
-    adapt = hmc_state.adapt_state
-    n_chains = np.shape(adapt.step_size)[0]
-    def first(tree: Any) -> Any:
-        return jax.tree.map(lambda x: np.asarray(x)[0], tree)
-
-    inverse_mass = flat_inverse_mass(first(adapt.inverse_mass_matrix), first(hmc_state.z))
-    init, _ = dual_averaging()
-    step = np.asarray(adapt.step_size)
-    ss_state = jax.tree.map(
-        lambda x: np.broadcast_to(np.asarray(x), (n_chains, *np.shape(x))).copy(),
-        init(0.0))
-    ss_state = (*ss_state[:-1], np.log(10.0 * step))
-
-    def per_chain(x: Any) -> np.ndarray:
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(x), (n_chains, *np.shape(x))))
-
-    return SplitHMCState(
-        i=np.zeros(n_chains, dtype=np.asarray(hmc_state.i).dtype), z=hmc_state.z,
-        z_grad=hmc_state.z_grad, potential_energy=hmc_state.potential_energy,
-        energy=hmc_state.energy, num_steps=hmc_state.num_steps,
-        accept_prob=hmc_state.accept_prob,
-        mean_accept_prob=np.zeros(n_chains), diverging=hmc_state.diverging,
-        adapt_state=adapt._replace(ss_state=ss_state), rng_key=hmc_state.rng_key,
-        centre=per_chain(centre), inverse_mass=per_chain(inverse_mass))
+def pool_centre(state: SplitHMCState) -> SplitHMCState:
+    """Every chain's ``mu`` set to the mean of the chains' (a post-warmup state with a leading
+    chain axis), as :func:`bayesarena.adaptation.pool_adaptation` pools ``M^-1``: each
+    chain's ``mu`` is the mean of its own last slow window, so theirs is the mean of all."""
+    centre = np.asarray(state.centre)
+    pooled = np.broadcast_to(centre.mean(axis=0), centre.shape)
+    return state._replace(centre=np.ascontiguousarray(pooled))
