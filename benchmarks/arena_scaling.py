@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
     result["mean_leapfrog_steps_per_chain"] = [float(x) for x in steps.mean(axis=1)]
+    result["mean_acceptance"] = float(tree["sample_stats"]["acceptance_rate"].mean())
     result["step_size_per_chain"] = [float(x) for x in
                                      tree["sample_stats"]["step_size"].values[:, 0]]
     result["parameters"] = int(sum(v.size // (v.shape[0] * v.shape[1])

@@ -141,8 +141,8 @@ def test_spec_settings_are_validated():
             spec.with_sampler(**bad)
 
 
-def test_auto_kernel_is_jittered_hmc_for_large_posteriors_only():
-    assert resolve_kernel("auto", LARGE_POSTERIOR_FROM) == "jittered_hmc"
+def test_auto_kernel_is_split_hmc_for_large_posteriors_only():
+    assert resolve_kernel("auto", LARGE_POSTERIOR_FROM) == "split_hmc"
     assert resolve_kernel("auto", LARGE_POSTERIOR_FROM - 1) == "nuts"
     assert resolve_kernel("auto", None) == "nuts"
     assert resolve_kernel("nuts", 10**6) == "nuts"

@@ -1,5 +1,6 @@
-"""Fitting: MCMC (NumPyro's NUTS, or HMC with a jittered integration time for large
-posteriors) or a Laplace approximation, from cells to a :class:`Posterior`.
+"""Fitting: MCMC (NumPyro's NUTS, or HMC with a jittered integration time and a split
+integrator for large posteriors) or a Laplace approximation, from cells to a
+:class:`Posterior`.
 
 ``fit(data, spec)`` accepts :class:`~bayesarena.votes.Cells`, :class:`~bayesarena.votes.Votes`,
 a DataFrame or a path, reads and aggregates what it must, removes the outcomes the spec does not
@@ -16,9 +17,11 @@ value (:func:`_refine_in_sampling_coordinates`). Hoffman & Gelman (2014) for NUT
 Pradhan & Jankowiak (2019) for NumPyro.
 
 The spec's ``[sampler] kernel`` picks the transition kernel (``method="nuts"`` names MCMC
-with either): NUTS, or :class:`~bayesarena.jittered_hmc.JitteredHMC`, which ``"auto"`` (in
-``models/arena.toml``) chooses for posteriors of :data:`LARGE_POSTERIOR_FROM` parameters or
-more (:func:`resolve_kernel`); step size and mass matrix are adapted the same way for both.
+with any): NUTS, :class:`~bayesarena.jittered_hmc.JitteredHMC`, or
+:class:`~bayesarena.split_hmc.SplitHMC`, which ``"auto"`` (in ``models/arena.toml``) chooses
+for posteriors of :data:`LARGE_POSTERIOR_FROM` parameters or more (:func:`resolve_kernel`);
+step size and mass matrix are adapted the same way (Stan's schedule, NumPyro's adapter) for
+all three.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ INIT_INFLATE = 1.5
 #: ``benchmarks/arena_scaling.py --no-split`` measures without.
 SPLIT_CATEGORY_MEANS = True
 #: Posteriors of this many parameters or more count as large: ``kernel = "auto"`` samples
-#: them with jittered HMC (:func:`resolve_kernel`), ``max_tree_depth = "auto"`` caps NUTS's
+#: them with split HMC (:func:`resolve_kernel`), ``max_tree_depth = "auto"`` caps NUTS's
 #: trees at 15 leapfrog steps (depth 4; NumPyro's 1,023 below, :func:`resolve_max_tree_depth`).
 LARGE_POSTERIOR_FROM = 3000
 
@@ -244,13 +247,14 @@ def fit(
         return Posterior(build_tree(samples, cells=cells, spec=spec, method="laplace",
                                     seed=seed, attrs=attrs, arena=arena))
 
-    start = None
+    start = mode = None
     if lap is not None and arena is not None:
         t0 = time.perf_counter()
         refined = _refine_in_sampling_coordinates(lap, model, kwargs, spec, key_laplace)
         attrs.update(refine_s=round(time.perf_counter() - t0, 4),
                      refine_converged=int(refined.converged), refine_grad_norm=refined.grad_norm)
         start = _laplace_start(refined, key_init, spec.sampler.chains)
+        mode = refined.unravel(jnp.asarray(refined.mode))  # split HMC's first centre
     elif lap is not None:
         start = _laplace_start(lap, key_init, spec.sampler.chains)
         if "theta_z" in start[0] and spec.strength.parametrization != "noncentered":
@@ -268,7 +272,8 @@ def fit(
         attrs["trajectory_length"] = spec.sampler.trajectory_length
         attrs["trajectory_jitter"] = spec.sampler.trajectory_jitter
         attrs["warmup_trajectory_scale"] = spec.sampler.warmup_trajectory_scale
-    samples, stats, attrs["nuts_s"] = _run_mcmc(model, kwargs, spec, start, key_nuts, progress)
+    samples, stats, attrs["nuts_s"] = _run_mcmc(model, kwargs, spec, start, key_nuts, progress,
+                                                centre=mode)
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
     diag = compute_diagnostics(tree)
@@ -539,25 +544,30 @@ def resolve_max_tree_depth(setting: int | str, n_parameters: int | None) -> int:
 
 
 def resolve_kernel(setting: str, n_parameters: int | None) -> str:
-    """The MCMC kernel a fit runs: ``setting`` itself, or for ``"auto"`` ``"jittered_hmc"``
-    (:mod:`bayesarena.jittered_hmc`) when the posterior has at least
+    """The MCMC kernel a fit runs: ``setting`` itself, or for ``"auto"`` ``"split_hmc"``
+    (:mod:`bayesarena.split_hmc`) when the posterior has at least
     :data:`LARGE_POSTERIOR_FROM` parameters and ``"nuts"`` otherwise (or when the count is
     unknown).
 
-    Why the size: on a large posterior the mass matrix makes nearly round, the step size is
-    small (it shrinks as ``d^-1/4``, Beskos et al. 2013) and NUTS pays for trees of 15 or 31
-    leapfrog steps where a quarter period, about ``1.6 / eps`` steps, already gives nearly
-    independent draws. At 150 models x 10 categories x 1M votes (7,361 parameters; 4 chains,
-    400 + 500 iterations) jittered HMC took 11.5 steps per draw against NUTS's 15 and ended
-    with min bulk ESS 618 against 428, min tail ESS 789 against 637 and an R-hat chance level
-    of 1.011 against 1.018 (``benchmarks/results/arena_scaling_jittered_draws500.json``,
-    ``arena_scaling_nuts.json``). Small posteriors keep NUTS: on the 8-model arena of
-    ``benchmarks/sbc.py`` jittered HMC mixed half as well (``sbc_arena_jittered.md``), as a
-    fixed integration time cannot follow funnels the way NUTS's U-turn rule does.
+    Why the size: on a large posterior the mass matrix makes nearly round, the leapfrog step
+    is small (it shrinks as ``d^-1/4``, Beskos et al. 2013) and NUTS pays for trees of 15 or
+    31 steps where a quarter period, about ``1.6 / eps`` steps, already gives nearly
+    independent draws (:mod:`bayesarena.jittered_hmc`); a posterior of a million votes is
+    also close to Gaussian, which split HMC integrates exactly, leaving its steps only the
+    residual to follow. At 150 models x 10 categories x 1M votes (7,361 parameters; 4 chains,
+    400 + 800 iterations, in one session on this machine) split HMC took 402 s at step size
+    0.21 (8.1 steps per draw), jittered HMC 533 s at 0.14 (11.6 steps), both meeting every
+    threshold but jittered HMC's R-hat (1.0068 against 1.0102;
+    ``benchmarks/results/arena_scaling_split.json``, ``arena_scaling_jittered_now.json``);
+    NUTS with 500 draws had taken 324 s to jittered HMC's 316 s in an earlier session, when
+    the machine ran about 1.5x faster, and missed R-hat (``arena_scaling_nuts.json``). Small
+    posteriors keep NUTS: on the 8-model arena of ``benchmarks/sbc.py`` jittered HMC mixed half
+    as well (``sbc_arena_jittered.md``), as a fixed integration time cannot follow funnels the
+    way NUTS's U-turn rule does.
     """
     if setting != "auto":
         return setting
-    return "jittered_hmc" if _large(n_parameters) else "nuts"
+    return "split_hmc" if _large(n_parameters) else "nuts"
 
 
 def _large(n_parameters: int | None) -> bool:
@@ -567,11 +577,12 @@ def _large(n_parameters: int | None) -> bool:
 
 def _run_mcmc(
     model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec,
-    start: Start | None, key_nuts: jax.Array, progress: bool,
+    start: Start | None, key_nuts: jax.Array, progress: bool, centre: dict | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-    """Run the spec's kernel (NUTS or jittered HMC, ``"auto"`` already resolved); returns
-    ``(chain, draw, ...)`` samples, sample stats and the seconds taken. ``start``: chain
-    starts and mass-matrix variances (``init = "laplace"``)."""
+    """Run the spec's kernel (NUTS, jittered or split HMC, ``"auto"`` already resolved);
+    returns ``(chain, draw, ...)`` samples, sample stats and the seconds taken. ``start``:
+    chain starts and mass-matrix variances (``init = "laplace"``); ``centre``: split HMC's
+    first Gaussian centre (the Laplace mode; default the mean of the chains' starts)."""
     s = spec.sampler
     init_params = inverse_mass = None
     dense: bool | list[tuple[str, ...]] = s.dense_mass
@@ -597,10 +608,10 @@ def _run_mcmc(
                              jitter=s.trajectory_jitter,
                              warmup_scale=s.warmup_trajectory_scale, **options)
     elif s.kernel == "split_hmc":
-        # the Gaussian's first centre: the mean of the chains' starts (the Laplace mode, up
-        # to the starts' spread); each slow window's mean replaces it
-        centre = (None if init_params is None or s.chains == 1 else
-                  jax.tree.map(lambda x: jnp.mean(jnp.asarray(x), axis=0), init_params))
+        # the Gaussian's first centre (each slow window's mean replaces it): the Laplace mode,
+        # else the mean of the chains' starts (overdispersed draws around it)
+        if centre is None and init_params is not None and s.chains > 1:
+            centre = jax.tree.map(lambda x: jnp.mean(jnp.asarray(x), axis=0), init_params)
         kernel = SplitHMC(model, trajectory_length=s.trajectory_length,
                           jitter=s.trajectory_jitter, warmup_scale=s.warmup_trajectory_scale,
                           centre=centre, **options)
