@@ -683,7 +683,9 @@ def report(p: dict) -> str:
                      f"{slow:.0f} s as arena-rank ships them (a JAX L-BFGS per refit in a "
                      "process pool), and the hierarchical MCMC fit at 1M votes "
                      f"{full:.0f} s ({full / fast:.1f}x the former, {full / slow:.2f}x the "
-                     "latter; `results/arena_scaling.json`, another run). The flat "
+                     "latter; `results/arena_scaling.json`, another run, on a machine "
+                     "whose speed has varied by 1.5x between sessions, so the ratio is "
+                     "approximate). The flat "
                      "`bt-davidson` NUTS fit is in the tables above.")
     return "\n".join(lines) + "\n"
 

@@ -61,7 +61,16 @@ SOURCES: dict[str, tuple[str, str]] = {
     "arena_scaling_nuts.json": ("ArenaFull", "benchmarks/arena_scaling.py --kernel nuts "
                                              "--draws 500 --warmup-trajectory-scale 1 "
                                              "--out nuts"),
-    "arena_scaling.json": ("ArenaJittered", "benchmarks/arena_scaling.py"),
+    "arena_scaling.json": ("ArenaSplit", "benchmarks/arena_scaling.py"),
+    "arena_scaling_jittered.json": ("ArenaJittered", "benchmarks/arena_scaling.py --kernel "
+                                                     "jittered_hmc --out jittered"),
+    "arena_scaling_jittered_now.json": ("ArenaJitteredNow", "benchmarks/arena_scaling.py "
+                                                            "--kernel jittered_hmc "
+                                                            "--out jittered_now"),
+    "arena_scaling_split_mode.json": ("ArenaSplitNow", "benchmarks/arena_scaling.py --kernel "
+                                                       "split_hmc --out split_mode"),
+    "kernel_agreement_split.json": ("KernelSplit", "benchmarks/kernel_agreement.py --kernels "
+                                                   "nuts split_hmc --out split"),
     "arena_scaling_jittered_draws500.json": ("ArenaJitteredShort", "benchmarks/arena_scaling.py "
                                                                    "--draws 500 "
                                                                    "--warmup-trajectory-scale 1 "
@@ -909,7 +918,10 @@ def performance_section(out: Output) -> None:
                          num(r["ess_bulk_per_s"])])
     for src, prefix in (("arena_scaling_mid.json", "ArenaMid"),
                         ("arena_scaling_nuts.json", "ArenaFull"),
-                        ("arena_scaling.json", "ArenaJittered"),
+                        ("arena_scaling_jittered.json", "ArenaJittered"),
+                        ("arena_scaling.json", "ArenaSplit"),
+                        ("arena_scaling_jittered_now.json", "ArenaJitteredNow"),
+                        ("arena_scaling_split_mode.json", "ArenaSplitNow"),
                         ("arena_scaling_jittered_draws500.json", "ArenaJitteredShort"),
                         ("arena_scaling_accept065_draws1000.json", "ArenaLong")):
         run = out.load(src)
@@ -943,8 +955,10 @@ def performance_section(out: Output) -> None:
         settings = "".join(f", {label} {num(cfg[key], digits)}" for key, label, digits in (
             ("warmup", "warmup", 0), ("draws", "draws", 0), ("target_accept", "target", 2))
             if cfg.get(key) is not None)  # sampler settings other than the spec's
+        kernel = {"nuts": "NUTS", "jittered_hmc": "jittered", "split_hmc": "split"}.get(
+            run.get("kernel", "nuts"), run.get("kernel"))
         rows.append([f"\\texttt{{arena}}, {num(cfg['models'])} models, {num(cfg['votes'])} "
-                     f"votes{settings}", num(run["fit_s"], 0), num(g["min_ess_bulk"]),
+                     f"votes, {kernel}{settings}", num(run["fit_s"], 0), num(g["min_ess_bulk"]),
                      num(g["max_rhat"], 3), num(g["divergences"]),
                      num(g["min_ess_bulk"] / run["fit_s"], 1)])
     if rows:
@@ -993,6 +1007,29 @@ def performance_section(out: Output) -> None:
                 out.macro(f"Jittered{label}PerGrad",
                           num(r["ess_smallest_per_1000_gradients"], 1),
                           f"{key}.ess_smallest_per_1000_gradients")
+    for src, prefix in (("arena_scaling_jittered_now.json", "ArenaJitteredNow"),
+                        ("arena_scaling_split_mode.json", "ArenaSplitNow"),
+                        ("arena_scaling.json", "ArenaSplit")):
+        run = out.load(src)
+        if run is not None:  # the step size the kernel adapted
+            out.macro(f"{prefix}Step", num(sorted(run["step_size_per_chain"])[0], 2),
+                      f"{src} step_size_per_chain")
+    now = [out.load(f) for f in ("arena_scaling_split_mode.json",
+                                 "arena_scaling_jittered_now.json")]
+    if None not in now:
+        out.macro("ArenaSplitRatio", num(now[0]["fit_s"] / now[1]["fit_s"], 2),
+                  "arena_scaling_split_mode.json fit_s / arena_scaling_jittered_now.json fit_s")
+    agree = out.load("kernel_agreement_split.json")
+    if agree is not None:
+        src, a = "kernel_agreement_split.json", agree["agreement"]
+        out.macro("KernelSplitElements", num(a["elements"]), f"{src} agreement.elements")
+        out.macro("KernelSplitSdZ", num(a["sd_z"], 2), f"{src} agreement.sd_z")
+        out.macro("KernelSplitMaxZ", num(a["max_abs_z"], 2), f"{src} agreement.max_abs_z")
+        out.macro("KernelSplitExpectedMaxZ", num(a["expected_max_abs_z"], 2),
+                  f"{src} agreement.expected_max_abs_z")
+        for kernel, label in (("nuts", "Nuts"), ("split_hmc", "Split")):
+            out.macro(f"KernelSplit{label}Fit", num(agree["fits"][kernel]["fit_s"]),
+                      f"{src} fits.{kernel}.fit_s")
     capped = out.load("arena_scaling_depth4.json")
     if capped is not None:
         src = "arena_scaling_depth4.json"

@@ -169,8 +169,8 @@ def _as_dataset(result: xr.Dataset | xr.DataTree) -> xr.Dataset:
 
 
 def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -> Diagnostics:
-    """R-hat, bulk/tail ESS and divergences of an MCMC posterior (NUTS or jittered HMC; the
-    method is called ``"nuts"`` either way); a Laplace posterior (independent draws from a
+    """R-hat, bulk/tail ESS and divergences of an MCMC posterior (NUTS, jittered or split HMC;
+    the method is called ``"nuts"`` with any); a Laplace posterior (independent draws from a
     Gaussian) reports its draw count only."""
     post = tree["posterior"].to_dataset()
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])

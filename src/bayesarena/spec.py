@@ -173,9 +173,9 @@ class PositionSpec:
 class SamplerSpec:
     """MCMC defaults. ``kernel``: ``"nuts"``, ``"jittered_hmc"`` (HMC whose integration time
     ``trajectory_length * u``, ``u ~ U(1 - trajectory_jitter, 1 + trajectory_jitter)``, is drawn
-    each iteration; :mod:`bayesarena.jittered_hmc`), ``"split_hmc"`` (the same after warmup
-    with an integrator that solves a Gaussian around the posterior mean exactly and steps only
-    the rest; :mod:`bayesarena.split_hmc`) or ``"auto"`` (jittered HMC for posteriors
+    each iteration; :mod:`bayesarena.jittered_hmc`), ``"split_hmc"`` (the same with an
+    integrator that solves a Gaussian around the posterior mean exactly and steps only the
+    rest; :mod:`bayesarena.split_hmc`) or ``"auto"`` (split HMC for posteriors
     of thousands of parameters, NUTS below; :func:`bayesarena.fit.resolve_kernel`).
     ``init = "laplace"`` starts chains from draws of the Laplace approximation and seeds the
     mass matrix with its variances, which shortens warmup. ``pool_adaptation``: after warmup
@@ -191,14 +191,14 @@ class SamplerSpec:
     # bayesarena.fit.resolve_max_tree_depth (4 for posteriors of thousands of parameters)
     max_tree_depth: int | str = 10
     kernel: str = "nuts"
-    # jittered HMC's integration time in the mass matrix's units, about a quarter period of a
-    # round Gaussian (pi / 2: decorrelates x and x^2 alike; on the 7,361-d standard normal of
-    # benchmarks/tree_depth.py, smallest ESS per 1,000 gradients 27.8 at 1.6, 26.8 at 1.2 with
-    # half the bulk ESS of x and a larger max R-hat, 16.7 at 2.0), and the half-width of its
-    # uniform jitter relative to it
+    # jittered (and split) HMC's integration time in the mass matrix's units, about a quarter
+    # period of a round Gaussian (pi / 2: decorrelates x and x^2 alike; on the 7,361-d
+    # standard normal of benchmarks/tree_depth.py, smallest ESS per 1,000 gradients 27.8 at
+    # 1.6, 26.8 at 1.2 with half the bulk ESS of x and a larger max R-hat, 16.7 at 2.0), and
+    # the half-width of its uniform jitter relative to it
     trajectory_length: float = 1.6
     trajectory_jitter: float = 0.5
-    # jittered HMC's integration time during warmup's adaptation windows, as a share of
+    # jittered (and split) HMC's integration time during warmup's adaptation windows, as a share of
     # trajectory_length (the terminal buffer, which tunes the step size last, runs at full length)
     warmup_trajectory_scale: float = 1.0
     chain_method: str = "auto"  # parallel when there are enough devices, else sequential
