@@ -555,10 +555,10 @@ def resolve_kernel(setting: str, n_parameters: int | None) -> str:
     independent draws (:mod:`bayesarena.jittered_hmc`); a posterior of a million votes is
     also close to Gaussian, which split HMC integrates exactly, leaving its steps only the
     residual to follow. At 150 models x 10 categories x 1M votes (7,361 parameters; 4 chains,
-    400 + 800 iterations, in one session on this machine) split HMC took 402 s at step size
-    0.21 (8.1 steps per draw), jittered HMC 533 s at 0.14 (11.6 steps), both meeting every
+    400 + 800 iterations, in one session on this machine) split HMC took 414 s at step size
+    0.20 (8.5 steps per draw), jittered HMC 533 s at 0.14 (11.6 steps), both meeting every
     threshold but jittered HMC's R-hat (1.0068 against 1.0102;
-    ``benchmarks/results/arena_scaling_split.json``, ``arena_scaling_jittered_now.json``);
+    ``benchmarks/results/arena_scaling_split_mode.json``, ``arena_scaling_jittered_now.json``);
     NUTS with 500 draws had taken 324 s to jittered HMC's 316 s in an earlier session, when
     the machine ran about 1.5x faster, and missed R-hat (``arena_scaling_nuts.json``). Small
     posteriors keep NUTS: on the 8-model arena of ``benchmarks/sbc.py`` jittered HMC mixed half
