@@ -48,7 +48,7 @@ def _sample(seed: int, draws: int, *, warmup: int = 400, centre=None,
     return mcmc
 
 
-def _gaussian_phase(step_size: float, n_steps: int, seed: int = 0):
+def _gaussian_phase(seed: int = 0):
     """A 5-d Gaussian target whose Gaussian part is the target itself."""
     key = jax.random.PRNGKey(seed)
     k1, k2, k3, k4 = jax.random.split(key, 4)
@@ -69,7 +69,7 @@ def test_split_step_is_exact_on_a_gaussian_it_splits_off_whole():
     step is the exact rotation: the energy stays constant (to rounding) at any step size, and
     a quarter turn in one step maps ``y = q - mu`` to ``M^-1 p``."""
     for step_size, n_steps in [(0.3, 7), (1.2, 4), (np.pi / 2, 1)]:
-        value_and_grad, centre, inverse_mass, start = _gaussian_phase(step_size, n_steps)
+        value_and_grad, centre, inverse_mass, start = _gaussian_phase()
         end = start
         for _ in range(n_steps):
             end = split_step(value_and_grad, step_size, centre, inverse_mass, end)

@@ -122,7 +122,16 @@ def jittered_state(state: Any, trajectory_length: float, jitter: float, *,
     on), ``a = warmup_scale`` for iterations ``i < short_until`` and 1 after
     (:func:`short_warmup_iterations`)."""
     key, key_length = random.split(state.rng_key)
-    u = random.uniform(key_length, minval=1.0 - jitter, maxval=1.0 + jitter)
     scale = jnp.where(state.i < short_until, warmup_scale, 1.0)
-    length = jnp.minimum(scale * trajectory_length * u, MAX_STEPS * state.adapt_state.step_size)
+    length = integration_time(key_length, scale * trajectory_length, jitter,
+                              state.adapt_state.step_size)
     return state._replace(rng_key=key, trajectory_length=length)
+
+
+def integration_time(key: jax.Array, trajectory_length: jax.Array | float, jitter: float,
+                     step_size: jax.Array) -> jax.Array:
+    """``min(T0 u, MAX_STEPS eps)`` with ``u ~ Uniform(1 - jitter, 1 + jitter)`` drawn from
+    ``key``: one iteration's integration time, capped at :data:`MAX_STEPS` steps of size
+    ``eps``."""
+    u = random.uniform(key, minval=1.0 - jitter, maxval=1.0 + jitter)
+    return jnp.minimum(trajectory_length * u, MAX_STEPS * step_size)

@@ -70,7 +70,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc_util import IntegratorState, build_adaptation_schedule, warmup_adapter
 from numpyro.util import is_prng_key
 
-from bayesarena.jittered_hmc import MAX_STEPS, JitteredHMC
+from bayesarena.jittered_hmc import JitteredHMC, integration_time
 
 #: An energy error above this marks the iteration divergent (NumPyro's ``max_delta_energy``).
 MAX_DELTA_ENERGY = 1000.0
@@ -232,8 +232,7 @@ def split_transition(state: SplitHMCState, potential_fn: Any, trajectory_length:
     def value_and_grad(q: jax.Array) -> tuple[jax.Array, jax.Array]:
         return jax.value_and_grad(lambda x: potential_fn(unravel(x)))(q)
 
-    u = random.uniform(key_length, minval=1.0 - jitter, maxval=1.0 + jitter)
-    length = jnp.minimum(trajectory_length * u, MAX_STEPS * adapt.step_size)
+    length = integration_time(key_length, trajectory_length, jitter, adapt.step_size)
     n_steps = jnp.maximum(jnp.ceil(length / adapt.step_size), 1)
     n_steps = n_steps.astype(jnp.result_type(int))
     eps = length / n_steps
