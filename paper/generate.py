@@ -941,6 +941,9 @@ def performance_section(out: Output) -> None:
         out.macro(f"{prefix}Steps", num(run["mean_leapfrog_steps"], 1), f"{src} "
                   "mean_leapfrog_steps")
         out.macro(f"{prefix}Parameters", num(run["parameters"]), f"{src} parameters")
+        if "step_size_per_chain" in run:  # the step size the kernel adapted (pooled: one)
+            out.macro(f"{prefix}Step", num(min(run["step_size_per_chain"]), 2),
+                      f"{src} step_size_per_chain")
         out.macro(f"{prefix}Cells", num(run["layout"]["cells"]), f"{src} layout.cells")
         out.macro(f"{prefix}Rows", num(run["layout"]["direction_rows"]), f"{src} layout."
                   "direction_rows")
@@ -1007,13 +1010,6 @@ def performance_section(out: Output) -> None:
                 out.macro(f"Jittered{label}PerGrad",
                           num(r["ess_smallest_per_1000_gradients"], 1),
                           f"{key}.ess_smallest_per_1000_gradients")
-    for src, prefix in (("arena_scaling_jittered_now.json", "ArenaJitteredNow"),
-                        ("arena_scaling_split_mode.json", "ArenaSplitNow"),
-                        ("arena_scaling.json", "ArenaSplit")):
-        run = out.load(src)
-        if run is not None:  # the step size the kernel adapted
-            out.macro(f"{prefix}Step", num(sorted(run["step_size_per_chain"])[0], 2),
-                      f"{src} step_size_per_chain")
     now = [out.load(f) for f in ("arena_scaling_split_mode.json",
                                  "arena_scaling_jittered_now.json")]
     if None not in now:
