@@ -25,12 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from arena_size import add_size_arguments, simulate  # benchmarks/arena_size.py
 
 import bayesarena as ba
 from bayesarena.arena_data import arena_cells
-from bayesarena.spec import KERNELS
+from bayesarena.fit import resolve_chain_method
+from bayesarena.spec import CHAIN_METHODS, KERNELS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,6 +62,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-split", action="store_true",
                         help="sample the category deviations themselves, not per-model means "
                              "and contrasts (bayesarena.fit.SPLIT_CATEGORY_MEANS)")
+    parser.add_argument("--chain-method", choices=CHAIN_METHODS, default=None,
+                        help="how the chains run, in place of the spec's (auto: parallel on "
+                             "the 4 virtual CPU devices, vectorized on one GPU)")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit a second time in the same process (compiled programs in "
+                             "memory) and record its time as refit_s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
@@ -70,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     result: dict = {"config": vars(args), "machine": {
         "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
-        "bayesarena": ba.__version__}}
+        "bayesarena": ba.__version__, "jax": jax.__version__,
+        "jax_backend": jax.default_backend(), "device": jax.devices()[0].device_kind}}
     t0 = time.perf_counter()
     frame, truth = simulate(args, seed=args.seed)
     result["simulate_s"] = round(time.perf_counter() - t0, 2)
@@ -91,10 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
         result["layout"] = {"cells": arena.cells.n_cells, "direction_rows": arena.n_rows,
                             "heavy_voters": len(arena.voters),
                             "tag_sets": len(arena.cells.categories)}
-        t0 = time.perf_counter()
-        post = ba.fit(votes, spec, seed=args.seed, warmup=args.warmup, draws=args.draws,
-                      target_accept=args.target_accept)
-        result["fit_s"] = round(time.perf_counter() - t0, 2)
+        result["chain_method"] = resolve_chain_method(args.chain_method or
+                                                      spec.sampler.chain_method,
+                                                      spec.sampler.chains)
+        for key in ("fit_s", "refit_s") if args.refit else ("fit_s",):
+            t0 = time.perf_counter()
+            post = ba.fit(votes, spec, seed=args.seed, warmup=args.warmup, draws=args.draws,
+                          target_accept=args.target_accept, chain_method=args.chain_method)
+            result[key] = round(time.perf_counter() - t0, 2)
     tree = post.tree
     result["laplace_s"] = tree.attrs.get("laplace_s")
     result["refine_s"] = tree.attrs.get("refine_s")

@@ -32,6 +32,7 @@ def worker(cfg: dict) -> dict:
     """Run one fit in this process and return its measurements."""
     if cfg.get("chain_method") == "parallel":
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax
     import numpy as np
 
     from bayesarena import aggregate, fit, load_spec, read_votes
@@ -50,6 +51,7 @@ def worker(cfg: dict) -> dict:
     wall = walls[0]
     precision = spec.sampler.precision if cfg["method"] == "nuts" else "double"  # Laplace: f64
     out = {**cfg, "precision": precision, "n_cells": cells.n_cells,
+           "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
            "n_votes": cells.n_votes, "read_aggregate_s": t_read,
            "fit_s": wall, "refit_in_process_s": walls[1],
            "laplace_s": float(post.tree.attrs["laplace_s"])}
