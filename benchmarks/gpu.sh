@@ -11,7 +11,9 @@
 #
 # Each step has its own time limit so that a slow one cannot take the others' results with
 # it; results land in benchmarks/results/*_gpu*.json and are copied to $OUT when it is set.
-# TOTAL_S (default 540) is the budget for the whole script.
+# TOTAL_S (default 540) is the budget for the whole script. Arguments name the steps to run
+# (arena_split, fit_scaling, arena_nuts; default all); ARENA_ARGS adds arguments to both
+# arena steps (e.g. "--refit" for arena_nuts too).
 set -u
 PY=${PYTHON:-python3}
 TOTAL_S=${TOTAL_S:-540}
@@ -34,13 +36,21 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm 
 $PY -c "import jax, numpyro; print('jax', jax.__version__, 'numpyro', numpyro.__version__,
 jax.default_backend(), jax.devices())" 2>&1 | tee -a "$LOG"
 
-step arena_split $(( $(left) < 300 ? $(left) : 300 )) $PY benchmarks/arena_scaling.py --refit --out gpu
-keep benchmarks/results/arena_scaling_gpu.json
-step fit_scaling $(( $(left) < 150 ? $(left) : 150 )) \
-    $PY benchmarks/fit_scaling.py --chain-methods vectorized --out gpu
-keep benchmarks/results/fit_scaling_gpu.json benchmarks/results/fit_scaling_gpu.md
-if [ "$(left)" -gt 60 ]; then
-    step arena_nuts $(( $(left) - 10 )) $PY benchmarks/arena_scaling.py --kernel nuts --out gpu_nuts
+STEPS=${*:-arena_split fit_scaling arena_nuts}
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
+if wanted arena_split; then
+    step arena_split $(( $(left) < 300 ? $(left) : 300 )) \
+        $PY benchmarks/arena_scaling.py --refit ${ARENA_ARGS:-} --out gpu
+    keep benchmarks/results/arena_scaling_gpu.json
+fi
+if wanted fit_scaling; then
+    step fit_scaling $(( $(left) < 150 ? $(left) : 150 )) \
+        $PY benchmarks/fit_scaling.py --chain-methods vectorized --out gpu
+    keep benchmarks/results/fit_scaling_gpu.json benchmarks/results/fit_scaling_gpu.md
+fi
+if wanted arena_nuts && [ "$(left)" -gt 60 ]; then
+    step arena_nuts $(( $(left) - 10 )) \
+        $PY benchmarks/arena_scaling.py --kernel nuts ${ARENA_ARGS:-} --out gpu_nuts
     keep benchmarks/results/arena_scaling_gpu_nuts.json
 fi
 grep -h '"fit_s"\|"refit_s"\|"nuts_s"\|max_rhat\|min_ess_bulk\|divergences\|mean_leapfrog_steps"' \

@@ -173,7 +173,8 @@ def arena_cells(votes: Votes, spec: ModelSpec, *, check_graph: bool = True) -> A
 
 def _build(df: pd.DataFrame, votes: Votes, features: tuple[str, ...],
            check_graph: bool) -> ArenaCells:
-    models = tuple(sorted(set(df["model_i"]) | set(df["model_j"])))
+    # unique() first: a set over the column would iterate its million rows in Python
+    models = tuple(sorted({str(m) for c in ("model_i", "model_j") for m in df[c].unique()}))
     mi = pd.Categorical(df["model_i"], categories=models).codes.astype(np.int64)
     mj = pd.Categorical(df["model_j"], categories=models).codes.astype(np.int64)
     if np.any(mi >= mj):
