@@ -684,9 +684,18 @@ def report(p: dict) -> str:
                      "process pool), and the hierarchical MCMC fit at 1M votes "
                      f"{full:.0f} s ({full / fast:.1f}x the former, {full / slow:.2f}x the "
                      "latter; `results/arena_scaling.json`, another run, on a machine "
-                     "whose speed has varied by 1.5x between sessions, so the ratio is "
+                     "whose speed has varied by 1.7x between sessions, so the ratio is "
                      "approximate). The flat "
                      "`bt-davidson` NUTS fit is in the tables above.")
+        gpu_path = RESULTS / "arena_scaling_gpu.json"
+        if gpu_path.exists():
+            gpu = json.loads(gpu_path.read_text())
+            refit = gpu.get("refit_s") or gpu["fit_s"]
+            lines.append(f"On one GPU ({gpu['machine']['device']}, `results/arena_scaling_gpu."
+                         f"json`, `benchmarks/gpu.sh`) the same fit took {gpu['fit_s']:.0f} s "
+                         f"first in a process and {refit:.0f} s as a refit, {refit / slow:.2f}x "
+                         "arena-rank's bootstrap on the 2 CPU cores: different machines, and "
+                         "not the 2-core target.")
     return "\n".join(lines) + "\n"
 
 

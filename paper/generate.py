@@ -79,6 +79,10 @@ SOURCES: dict[str, tuple[str, str]] = {
                                                             "--target-accept 0.65 --draws 1000 "
                                                             "--out accept065_draws1000"),
     "arena_gradient.json": ("ArenaGradient", "benchmarks/arena_gradient.py"),
+    "arena_scaling_gpu.json": ("GpuArena", "bash benchmarks/gpu.sh arena_split (on a GPU)"),
+    "arena_scaling_gpu_nuts.json": ("GpuArenaNuts", "bash benchmarks/gpu.sh arena_nuts "
+                                                    "(on a GPU)"),
+    "fit_scaling_gpu.json": ("GpuFit", "bash benchmarks/gpu.sh fit_scaling (on a GPU)"),
     "tree_depth.json": ("TreeDepth", "benchmarks/tree_depth.py"),
     "arena_scaling_depth4.json": ("ArenaCapped", "benchmarks/arena_scaling.py --no-split "
                                                  "--out depth4"),
@@ -1026,6 +1030,7 @@ def performance_section(out: Output) -> None:
         for kernel, label in (("nuts", "Nuts"), ("split_hmc", "Split")):
             out.macro(f"KernelSplit{label}Fit", num(agree["fits"][kernel]["fit_s"]),
                       f"{src} fits.{kernel}.fit_s")
+    gpu_section(out)
     capped = out.load("arena_scaling_depth4.json")
     if capped is not None:
         src = "arena_scaling_depth4.json"
@@ -1112,6 +1117,41 @@ ANCHOR_METHODS = (
     ("choix-ilsr", "choix ILSR"),
     ("openskill", "openskill"),
 )
+
+
+def gpu_section(out: Output) -> None:
+    """The GPU runs of ``benchmarks/gpu.sh``: the full arena fit (first fit and refit in one
+    process), NUTS on the same arena, and ``bt-davidson`` with cold and warm caches."""
+    arena = out.load("arena_scaling_gpu.json")
+    if arena is not None:
+        src, g = "arena_scaling_gpu.json", arena["diagnostics"]
+        out.macro("GpuDevice", tex(arena["machine"]["device"]), f"{src} machine.device")
+        out.macro("GpuArenaFit", num(arena["fit_s"]), f"{src} fit_s")
+        out.macro("GpuArenaRefit", num(arena["refit_s"]), f"{src} refit_s")
+        out.macro("GpuArenaSampling", num(arena["nuts_s"], 1), f"{src} nuts_s (the refit's)")
+        out.macro("GpuArenaRhat", num(g["max_rhat"], 4), f"{src} diagnostics.max_rhat")
+        out.macro("GpuArenaESS", num(g["min_ess_bulk"]), f"{src} diagnostics.min_ess_bulk")
+        out.macro("GpuArenaDivergences", num(g["divergences"]),
+                  f"{src} diagnostics.divergences")
+        cpu = out.load("arena_scaling.json")
+        if cpu is not None:
+            out.macro("GpuArenaSamplingRatio", num(cpu["nuts_s"] / arena["nuts_s"]),
+                      f"arena_scaling.json nuts_s / {src} nuts_s")
+    nuts = out.load("arena_scaling_gpu_nuts.json")
+    if nuts is not None:
+        src = "arena_scaling_gpu_nuts.json"
+        out.macro("GpuArenaNutsFit", num(nuts["fit_s"]), f"{src} fit_s")
+        out.macro("GpuArenaNutsRhat", num(nuts["diagnostics"]["max_rhat"], 4),
+                  f"{src} diagnostics.max_rhat")
+    fs = out.load("fit_scaling_gpu.json")
+    if fs is not None:
+        src = "fit_scaling_gpu.json"
+        for phase, label in (("warm", "Warm"), ("cold", "Cold")):
+            r = next(r for r in fs["results"] if r["method"] == "nuts" and r["phase"] == phase)
+            out.macro(f"GpuFit{label}", num(r["fit_s"], 1), f"{src} results[nuts, {phase}].fit_s")
+        r = next(r for r in fs["results"] if r["method"] == "nuts" and r["phase"] == "warm")
+        out.macro("GpuFitRefit", num(r["refit_in_process_s"], 1),
+                  f"{src} results[nuts, warm].refit_in_process_s")
 
 
 def _or_dash(x: Any, digits: int = 2) -> str:
