@@ -28,6 +28,7 @@ from pathlib import Path
 import jax
 import numpy as np
 from arena_size import add_size_arguments, simulate  # benchmarks/arena_size.py
+from scipy import stats
 
 import bayesarena as ba
 from bayesarena.arena_data import arena_cells
@@ -149,7 +150,19 @@ def recovery(post: ba.Posterior, truth) -> dict:
         out["delta_coverage"] = cover(d.reshape(-1, *d.shape[2:]), truth.delta[:, order])
     if "style_coef" in p.data_vars:
         b = p["style_coef"].values.reshape(-1, p["style_coef"].shape[-1])
-        out["style_coef_coverage"] = cover(b, np.asarray(truth.style_coef))
+        true = np.asarray(truth.style_coef)
+        out["style_coef_coverage"] = cover(b, true)
+        # posterior mean minus truth in posterior sds, per feature: a bias shows as a pattern
+        out["style_coef_z"] = [float(z) for z in (b.mean(0) - true) / b.std(0)]
+        out["style_coef_mean"] = [float(m) for m in b.mean(0)]
+        out["style_coef_true"] = [float(t) for t in true]
+        # the joint check: the coefficients' posteriors correlate (longer answers carry more
+        # markdown), so misses come in pairs; (mean - truth)' Cov^-1 (mean - truth) is about
+        # chi^2 with one degree of freedom per feature when the intervals are calibrated
+        gap = b.mean(0) - true
+        distance = float(gap @ np.linalg.solve(np.atleast_2d(np.cov(b.T)), gap))
+        out["style_coef_mahalanobis2"] = distance
+        out["style_coef_joint_p"] = float(stats.chi2.sf(distance, len(true)))
     return out
 
 
