@@ -3,14 +3,18 @@
 Simulates 150 models x 10 categories x 1,000,000 votes with 100,000 voters (heavy-tailed votes
 per voter), style features in LMArena's conv_metadata layout and multi-tag votes, writes them
 to Parquet, reads them back, fits ``arena.toml`` with its sampler settings (4 chains; the
-kernel NUTS or jittered HMC, ``--kernel``) and records: time per
-stage, the sizes of the likelihood layout (cells, direction rows, parameters), diagnostics
-(R-hat, bulk/tail ESS, divergences, leapfrog steps) and recovery against the truth.
+kernel the spec's ``"auto"`` picks, split HMC at this size, or ``--kernel``) and records: time
+per stage, the sizes of the likelihood layout (cells, direction rows, parameters), diagnostics
+(R-hat, bulk/tail ESS, divergences, leapfrog steps, acceptance, step size) and recovery
+against the truth (coverage of strengths, category deviations and style coefficients, with a
+joint check of the style coefficients). ``--refit`` fits a second time in the same process
+(what a long-lived service pays once the programs are compiled); the machine block names the
+JAX backend and device, so the same script measures a GPU (``benchmarks/gpu.sh``).
 
     .venv/bin/python benchmarks/arena_scaling.py                  # the full-size run
     .venv/bin/python benchmarks/arena_scaling.py --votes 100000 --models 50 --out small
 
-Results go to ``benchmarks/results/arena_scaling[_OUT].json`` and ``.md``.
+Results go to ``benchmarks/results/arena_scaling[_OUT].json``.
 """
 
 from __future__ import annotations
