@@ -92,9 +92,9 @@ def _block(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     else:
         rhat = nan.copy()
     bulk = ess(z)
-    flat = x.reshape(n, -1)
-    tail = np.minimum(*(ess(split_chains(x <= np.quantile(flat, p, axis=1)[:, None, None])
-                            .astype(float)) for p in TAIL_PROBS))
+    quantiles = np.quantile(x.reshape(n, -1), TAIL_PROBS, axis=1)  # one partition, both
+    tail = np.minimum(*(ess(split_chains(x <= q[:, None, None]).astype(float))
+                        for q in quantiles))
     for out in (rhat, bulk, tail):
         out[bad] = np.nan
     return rhat, bulk, tail
