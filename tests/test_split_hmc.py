@@ -18,6 +18,7 @@ from scipy.special import digamma, polygamma
 
 import bayesarena as ba
 from bayesarena import split_hmc
+from bayesarena.adaptation import pool_adaptation
 from bayesarena.diagnostics import format_diagnostics
 from bayesarena.split_hmc import Phase, SplitHMC, flat_blocks, split_step
 
@@ -130,9 +131,9 @@ def test_the_centre_is_the_last_slow_windows_mean():
                                    rtol=1e-10, atol=1e-12)
 
 
-def test_pool_centre_gives_every_chain_the_chains_mean():
+def test_pooled_adaptation_gives_every_chain_the_chains_mean_centre():
     state = _sample(3, 1, collect_warmup=True).post_warmup_state
-    pooled = split_hmc.pool_centre(state)
+    pooled = pool_adaptation(state)
     np.testing.assert_allclose(np.asarray(pooled.centre),
                                np.broadcast_to(np.asarray(state.centre).mean(axis=0),
                                                np.shape(state.centre)))

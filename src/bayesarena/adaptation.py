@@ -17,7 +17,10 @@ shared by all chains:
   their mean is the estimate from all ``K`` chains' draws (``K`` times the draws; for a dense
   block it ignores the spread between the chains' means, which after warmup is within Monte
   Carlo error);
-* step size ``eps = median_k eps_k``, robust to one chain whose dual averaging ended off.
+* step size ``eps = median_k eps_k``, robust to one chain whose dual averaging ended off;
+* split HMC's Gaussian centre (:mod:`bayesarena.split_hmc`, a state with a ``centre``)
+  ``mu = (1/K) sum_k mu_k``: each ``mu_k`` is the mean of the chain's last slow window, so
+  theirs is the mean of all ``K`` windows.
 
 Tuning from all chains at once is established practice (cross-chain adaptation: ChEES,
 Hoffman, Radul & Sountsov 2021; MEADS, Hoffman & Sountsov 2022). The kernel is fixed during
@@ -54,9 +57,10 @@ def mass_matrix_factors(inverse_mass: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def pool_adaptation(state: Any) -> Any:
-    """Give every chain of a post-warmup NUTS state (``MCMC.post_warmup_state``, leaves with
-    a leading chain axis) the mean inverse mass matrix and the median step size over the
-    chains (see the module docstring). Positions, momenta and random keys are untouched."""
+    """Give every chain of a post-warmup state (``MCMC.post_warmup_state`` of NUTS, jittered
+    or split HMC, leaves with a leading chain axis) the mean inverse mass matrix, the median
+    step size and, for split HMC, the mean centre over the chains (see the module docstring).
+    Positions, momenta and random keys are untouched."""
     adapt = state.adapt_state
     n_chains = jnp.shape(adapt.step_size)[0]
 
@@ -74,6 +78,9 @@ def pool_adaptation(state: Any) -> Any:
     if not isinstance(blocks, dict):
         inverse_mass, sqrt, sqrt_inv = inverse_mass[None], sqrt[None], sqrt_inv[None]
     step_size = shared(jnp.median(jnp.asarray(adapt.step_size)))
-    return state._replace(adapt_state=adapt._replace(
+    state = state._replace(adapt_state=adapt._replace(
         step_size=step_size, inverse_mass_matrix=inverse_mass, mass_matrix_sqrt=sqrt,
         mass_matrix_sqrt_inv=sqrt_inv))
+    if hasattr(state, "centre"):  # split HMC's Gaussian centre, flat per chain
+        state = state._replace(centre=shared(jnp.mean(jnp.asarray(state.centre), axis=0)))
+    return state

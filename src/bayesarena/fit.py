@@ -71,7 +71,7 @@ from bayesarena.laplace import (
 from bayesarena.numpyro_model import bucket_size, pad_rows, pairwise_model
 from bayesarena.posterior import Posterior, build_tree
 from bayesarena.spec import ModelSpec, load_spec
-from bayesarena.split_hmc import SplitHMC, pool_centre
+from bayesarena.split_hmc import SplitHMC
 from bayesarena.validation import check_connected
 from bayesarena.votes import Cells, Votes
 
@@ -627,8 +627,7 @@ def _run_mcmc(
     t0 = time.perf_counter()
     if s.pool_adaptation and s.chains > 1 and s.warmup > 0:
         mcmc.warmup(key_nuts, init_params=init_params, **kwargs)
-        state = pool_adaptation(mcmc.post_warmup_state)
-        mcmc.post_warmup_state = pool_centre(state) if s.kernel == "split_hmc" else state
+        mcmc.post_warmup_state = pool_adaptation(mcmc.post_warmup_state)
         mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=fields, **kwargs)
     else:
         mcmc.run(key_nuts, init_params=init_params, extra_fields=fields, **kwargs)

@@ -49,7 +49,7 @@ becomes the
 mean of that window's draws, estimated by the same Welford pass as their variances; after a
 window NumPyro's heuristic step-size search is skipped, as it would take leapfrog steps (dual
 averaging restarts from ``10 eps`` all the same). After warmup
-:func:`bayesarena.adaptation.pool_adaptation` and :func:`pool_centre` give every chain the
+:func:`bayesarena.adaptation.pool_adaptation` gives every chain the
 chains' mean ``M^-1`` and ``mu`` and their median step size. Each iteration integrates for
 ``T = T0 u``, ``u ~ U(1 - j, 1 + j)``, as :class:`bayesarena.jittered_hmc.JitteredHMC` does
 (with the same shortened time in warmup's adaptation windows).
@@ -273,12 +273,3 @@ def flat_blocks(blocks: Any, z: dict) -> jax.Array:
             per_site[name] = values[offset:offset + size]
             offset += size
     return jnp.concatenate([jnp.asarray(per_site[k]) for k in sorted(per_site)])
-
-
-def pool_centre(state: SplitHMCState) -> SplitHMCState:
-    """Every chain's ``mu`` set to the mean of the chains' (a post-warmup state with a leading
-    chain axis), as :func:`bayesarena.adaptation.pool_adaptation` pools ``M^-1``: each
-    chain's ``mu`` is the mean of its own last slow window, so theirs is the mean of all."""
-    centre = np.asarray(state.centre)
-    pooled = np.broadcast_to(centre.mean(axis=0), centre.shape)
-    return state._replace(centre=np.ascontiguousarray(pooled))
