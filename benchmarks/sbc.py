@@ -319,11 +319,13 @@ def _arena_arguments(arena: Any, spec: Any, n_votes: int, voter_centring: str) -
 
 
 def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callable[..., Any]:
-    """``(key, model kwargs) -> (samples (chain, draw, ...), diverging (chain, draw))``: NUTS
-    (NumPyro's ``hmc(algo="NUTS")`` kernel with the spec's sampler settings, windowed warmup
-    adaptation of step size and diagonal mass matrix; jittered HMC with ``algo="HMC"``, split
-    HMC with :class:`bayesarena.split_hmc.SplitHMC`, each chain centring its own Gaussian)
-    written as one jitted function of the data, so it compiles once per model and shapes.
+    """``(key, model kwargs) -> (samples (chain, draw, ...), diverging (chain, draw))``: the
+    spec's kernel as :func:`bayesarena.fit` builds it (NumPyro's ``NUTS``,
+    :class:`~bayesarena.jittered_hmc.JitteredHMC` or :class:`~bayesarena.split_hmc.SplitHMC`,
+    the spec's sampler settings, windowed warmup adaptation of step size and diagonal mass
+    matrix; each chain adapts alone, split HMC centring its own Gaussian) driven by its
+    ``init``/``sample`` in a ``lax.scan``, written as one jitted function of the data, so it
+    compiles once per model and shapes.
 
     ``numpyro.infer.MCMC.run`` cannot be reused this way: with ``progress_bar=False`` it wraps
     its loop body in a new ``jit`` object on every call and passes it as a static argument, so
@@ -331,9 +333,12 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
     the compiled programs pile up in memory until LLVM cannot map more sections.
     """
     import jax
-    from numpyro.infer.hmc import hmc
+    from numpyro.infer import NUTS
     from numpyro.infer.initialization import init_to_median
     from numpyro.infer.util import initialize_model
+
+    from bayesarena.jittered_hmc import JitteredHMC
+    from bayesarena.split_hmc import SplitHMC
 
     s = spec.sampler
     warmup, draws = config.warmup, config.draws_per_chain
@@ -354,38 +359,20 @@ def _runner(model: Callable[..., None], spec: Any, config: SBCConfig) -> Callabl
 
             kernel = resolve_kernel(kernel, n_parameters)
             depth = resolve_max_tree_depth(depth, n_parameters)
-        jittered = kernel == "jittered_hmc"
-        if kernel == "split_hmc":  # bayesarena.split_hmc's kernel itself, on this trace's data
-            from bayesarena.split_hmc import SplitHMC
-
-            split = SplitHMC(potential_fn=potential_gen(**kwargs),
-                             trajectory_length=s.trajectory_length,
-                             jitter=s.trajectory_jitter, warmup_scale=s.warmup_trajectory_scale,
-                             target_accept_prob=s.target_accept, dense_mass=s.dense_mass)
-            state = split.init(key_run, warmup, init.z)
-
-            def step(state: Any, _: Any) -> tuple[Any, Any]:
-                state = split.sample(state, (), {})
-                return state, (state.z, state.diverging)
+        # the kernels bayesarena.fit runs, on this trace's data
+        options = dict(potential_fn=potential_gen(**kwargs), dense_mass=s.dense_mass,
+                       target_accept_prob=s.target_accept)
+        if kernel == "nuts":
+            sampler = NUTS(max_tree_depth=depth, **options)
         else:
-            if jittered:  # drawn each iteration as bayesarena.jittered_hmc.JitteredHMC does
-                from bayesarena.jittered_hmc import jittered_state, short_warmup_iterations
+            sampler = (SplitHMC if kernel == "split_hmc" else JitteredHMC)(
+                trajectory_length=s.trajectory_length, jitter=s.trajectory_jitter,
+                warmup_scale=s.warmup_trajectory_scale, **options)
+        state = sampler.init(key_run, warmup, init.z)
 
-                short_until = short_warmup_iterations(warmup)
-            init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen,
-                                             algo="HMC" if jittered else "NUTS")
-            state = init_kernel(init, num_warmup=warmup, dense_mass=s.dense_mass,
-                                target_accept_prob=s.target_accept, max_tree_depth=depth,
-                                trajectory_length=s.trajectory_length if jittered else None,
-                                model_kwargs=kwargs, rng_key=key_run)
-
-            def step(state: Any, _: Any) -> tuple[Any, Any]:
-                if jittered:
-                    state = jittered_state(state, s.trajectory_length, s.trajectory_jitter,
-                                           warmup_scale=s.warmup_trajectory_scale,
-                                           short_until=short_until)
-                state = sample_kernel(state, model_kwargs=kwargs)
-                return state, (state.z, state.diverging)
+        def step(state: Any, _: Any) -> tuple[Any, Any]:
+            state = sampler.sample(state, (), {})
+            return state, (state.z, state.diverging)
 
         state, _ = jax.lax.scan(step, state, None, length=warmup)
         state, (z, diverging) = jax.lax.scan(step, state, None, length=draws)
