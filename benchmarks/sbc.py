@@ -38,8 +38,9 @@ Fitting path. ``bayesarena.fit.fit`` builds a new ``MCMC`` object per call, so e
 re-traces and re-compiles the sampler (measured: 4-8 s per refit of an 8-model spec on 2 busy
 cores); even one reused ``MCMC`` object recompiles its sampling loop on every ``run`` (about
 0.7 s, and the compiled programs pile up until LLVM cannot map more memory, after a few
-hundred runs). So the default ``fitter = "reuse"`` runs NUTS (NumPyro's ``hmc(algo="NUTS")``
-kernel, windowed adaptation, the spec's target acceptance and tree depth, chains started by
+hundred runs). So the default ``fitter = "reuse"`` runs the spec's kernel (NumPyro's
+``NUTS`` class, or bayesarena's jittered or split HMC, through their ``init``/``sample``;
+windowed adaptation, the spec's target acceptance and tree depth, chains started by
 ``init_to_median``) on the package's own model functions (``pairwise_model`` over
 ``bayesarena.fit.pad_cells``; ``arena_model`` over ``model_arguments``) as one jitted function
 of the data (:func:`_runner`), on a fixed design whose padded shapes never change (the arena's
