@@ -45,6 +45,7 @@ from numpyro.infer.util import initialize_model
 import bayesarena as ba
 from bayesarena import arena_model
 from bayesarena.fit import _arena_model, arena_for_spec
+from bayesarena.precision import sampling_data
 from bayesarena.spec import PRECISIONS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, kwargs = _arena_model(arena, spec)
     z = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=kwargs,
                          dynamic_args=True).param_info.z
-    (v64, g64), (v32, g32) = (value_and_gradient(model, kwargs, p)(z, kwargs)
-                              for p in PRECISIONS)
+    (v64, g64), (v32, g32) = (value_and_gradient(model, kwargs, p)(
+        z, sampling_data(kwargs, p)) for p in PRECISIONS)
     g64, g32 = ravel_pytree(g64)[0], ravel_pytree(g32)[0]
     n_params = sum(int(np.size(v)) for v in jax.tree.leaves(z))
 
@@ -138,6 +139,7 @@ def time_variant(arena, spec, name: str) -> dict:
     if name == "mixed_fused_gather_input":
         arena_model.take = take_fusing_its_input  # before tracing: compiled in
     model, kwargs = _arena_model(arena, spec)
+    kwargs = sampling_data(kwargs, precision)  # as fit hands them to the sampler
     z = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=kwargs,
                          dynamic_args=True).param_info.z
     one = value_and_gradient(model, kwargs, precision)

@@ -314,8 +314,9 @@ def _arena_arguments(arena: Any, spec: Any, n_votes: int, voter_centring: str) -
                                   if voter_centring == "votes" else np.zeros(len(votes), bool))
     kwargs = dict(am.model_arguments(arena, spec, **extra))
     rows = bucket_size(n_votes)
-    for name in ("row_cell", "row_voter", "row_style", "row_counts"):
+    for name in ("row_cell", "row_voter", "row_style"):
         kwargs[name] = np.asarray(pad_rows(np.asarray(kwargs[name]), rows))
+    kwargs["row_counts"] = np.asarray(pad_rows(np.asarray(kwargs["row_counts"]).T, rows).T)
     return kwargs
 
 

@@ -17,7 +17,7 @@ import bayesarena as ba
 from bayesarena.errors import SpecError
 from bayesarena.fit import _arena_model, arena_for_spec, pad_cells
 from bayesarena.numpyro_model import pairwise_model
-from bayesarena.precision import lower, term_dtype, total
+from bayesarena.precision import FLOAT32_EXACT_INTEGERS, lower, sampling_data, term_dtype, total
 from bayesarena.simulate import simulate_hierarchical_arena
 
 EPS32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff 2^-24
@@ -90,6 +90,31 @@ def test_arena_model_mixed_matches_double(arena_setup):
     out, votes = _potentials(model, kwargs)
     _check_agreement(out, votes)
     assert out["double"][0] != out["mixed"][0]  # the float32 path was taken
+
+
+def test_sampling_data_casts_only_what_stays_exact(arena_setup):
+    """Whole-number float data go to float32 under "mixed" (counts, positions), other floats
+    (style features) and numbers float32 cannot hold stay float64, integers are untouched;
+    the mixed potential and gradient are the same with the data cast before or inside."""
+    data = {"counts": jnp.array([[3.0, 0.0], [1.0, 2.0]]), "style": jnp.array([0.25, -1.1]),
+            "huge": jnp.array([0.0, FLOAT32_EXACT_INTEGERS + 1.0]), "index": jnp.arange(2)}
+    mixed = sampling_data(data, "mixed")
+    assert mixed["counts"].dtype == jnp.float32
+    np.testing.assert_array_equal(mixed["counts"], data["counts"])
+    assert mixed["style"].dtype == jnp.float64 and mixed["huge"].dtype == jnp.float64
+    assert mixed["index"].dtype == data["index"].dtype
+    assert all(v.dtype == data[k].dtype for k, v in sampling_data(data, "double").items())
+
+    model, kwargs = arena_setup
+    cast = sampling_data(kwargs, "mixed")
+    assert cast["counts"].dtype == jnp.float32 and cast["row_style"].dtype == jnp.float64
+    m = functools.partial(model, precision="mixed")
+    info = initialize_model(jax.random.PRNGKey(1), m, model_kwargs=kwargs, dynamic_args=True)
+    z = info.param_info.z
+    inside, before = (jax.value_and_grad(info.potential_fn(**k))(z) for k in (kwargs, cast))
+    np.testing.assert_allclose(float(before[0]), float(inside[0]), rtol=1e-12)
+    np.testing.assert_allclose(ravel_pytree(before[1])[0], ravel_pytree(inside[1])[0],
+                               rtol=1e-6, atol=1e-9)
 
 
 def test_pairwise_model_mixed_matches_double(small_cells):

@@ -261,8 +261,7 @@ def arena_model(
         if spec.likelihood.both_bad == "modelled":
             lp_tie, lp_bothbad = bothbad_split(lp_tie, 0.5 * (s_i + s_j), params)
         n = lower(counts, low)
-        log_lik = total((n[:, 0] + n[:, 1]) * lp_decisive + n[:, 2] * lp_tie
-                        + n[:, 3] * lp_bothbad)
+        log_lik = total(n[0] * lp_decisive + n[1] * lp_tie + n[2] * lp_bothbad)
     y = take(d, row_cell)
     if spec.style.enabled:
         beta = numpyro.sample(
@@ -275,7 +274,7 @@ def arena_model(
                      row_voter)
     lp_i, lp_j = direction_log_probs(y, kappa)
     n = lower(row_counts, low)
-    numpyro.factor("votes", log_lik + total(n[:, 0] * lp_i + n[:, 1] * lp_j))
+    numpyro.factor("votes", log_lik + total(n[0] * lp_i + n[1] * lp_j))
 
 
 #: Fallback centring rule without a Laplace fit: a category's deviations are centred at
@@ -429,10 +428,16 @@ def model_arguments(data: ArenaCells, spec: ModelSpec, *,
     """The arrays :func:`arena_model` takes, cells and rows padded to :func:`bucket_size` with
     zero-count entries (padding changes no likelihood term). ``category_centred`` (``(C,)``)
     and ``voter_centred`` (``(V,)``, heavy voters) say which elements to sample centred (defaults:
-    :func:`default_category_centring`, :func:`default_voter_centring`)."""
+    :func:`default_category_centring`, :func:`default_voter_centring`).
+
+    Counts are laid out one outcome per row, so that each is read as a contiguous vector:
+    ``counts`` is ``(3, cells)`` (decisive, ordinary tie, both bad), ``row_counts`` ``(2,
+    rows)`` (``i`` won, ``j`` won). Index arrays are int32. Floats are float64;
+    :func:`bayesarena.precision.sampling_data` lowers them for a float32 likelihood."""
     c = data.cells
     m = c.n_models
     k, r = bucket_size(c.n_cells), bucket_size(data.n_rows)
+    cell_counts = np.stack([c.counts[:, 0] + c.counts[:, 1], c.counts[:, 2], c.counts[:, 3]])
     tagsets = data.tagsets.astype(float) if data.tags else np.zeros((len(c.categories), 1))
     if category_centred is None:
         category_centred = default_category_centring(data, spec)
@@ -441,17 +446,25 @@ def model_arguments(data: ArenaCells, spec: ModelSpec, *,
     category_centred = np.asarray(category_centred, dtype=bool)
     voter_centred = np.asarray(voter_centred, dtype=bool)
     return {
-        "flat_i": jnp.asarray(pad_rows(c.category.astype(np.int64) * m + c.model_i, k)),
-        "flat_j": jnp.asarray(pad_rows(c.category.astype(np.int64) * m + c.model_j, k, fill=1)),
+        "flat_i": jnp.asarray(pad_rows(_int32(c.category.astype(np.int64) * m + c.model_i), k)),
+        "flat_j": jnp.asarray(pad_rows(_int32(c.category.astype(np.int64) * m + c.model_j), k,
+                                       fill=1)),
         "position": jnp.asarray(pad_rows(data.position.astype(float), k)),
-        "counts": jnp.asarray(pad_rows(c.counts.astype(float), k)),
-        "row_cell": jnp.asarray(pad_rows(data.row_cell, r)),
-        "row_voter": jnp.asarray(pad_rows(data.row_voter, r)),
+        "counts": jnp.asarray(pad_rows(cell_counts.T.astype(float), k).T),
+        "row_cell": jnp.asarray(pad_rows(_int32(data.row_cell), r)),
+        "row_voter": jnp.asarray(pad_rows(_int32(data.row_voter), r)),
         "row_style": jnp.asarray(pad_rows(data.row_style, r)),
-        "row_counts": jnp.asarray(pad_rows(data.row_counts.astype(float), r)),
+        "row_counts": jnp.asarray(pad_rows(data.row_counts.astype(float), r).T),
         "tagsets": jnp.asarray(tagsets),
         "category_centred": jnp.asarray(np.nonzero(category_centred)[0]),
         "category_noncentred": jnp.asarray(np.nonzero(~category_centred)[0]),
         "voter_centred": jnp.asarray(np.nonzero(voter_centred)[0]),
         "voter_noncentred": jnp.asarray(np.nonzero(~voter_centred)[0]),
     }
+
+
+def _int32(index: np.ndarray) -> np.ndarray:
+    """An index array as int32 (half the bytes of int64 for every gather and scatter)."""
+    if index.size and int(index.max()) >= 2**31:
+        raise ValueError(f"index {int(index.max())} does not fit int32")
+    return index.astype(np.int32)

@@ -70,6 +70,7 @@ from bayesarena.laplace import (
 )
 from bayesarena.numpyro_model import bucket_size, pad_rows, pairwise_model
 from bayesarena.posterior import Posterior, build_tree
+from bayesarena.precision import sampling_data
 from bayesarena.spec import ModelSpec, load_spec
 from bayesarena.split_hmc import SplitHMC
 from bayesarena.validation import check_connected
@@ -261,6 +262,7 @@ def fit(
             start = _centre_strengths(*start)
     # the Laplace steps above ran in float64; NUTS evaluates the likelihood as the spec says
     model = functools.partial(model, precision=spec.sampler.precision)
+    kwargs = sampling_data(kwargs, spec.sampler.precision)
     n_parameters = None if start is None else int(ravel_pytree(start[1])[0].size)
     spec = spec.with_sampler(  # "auto" resolved
         kernel=resolve_kernel(spec.sampler.kernel, n_parameters),
