@@ -398,23 +398,52 @@ def run_dataset(ds: dict, names: list[str], args: argparse.Namespace, work: Path
 
 
 def arena_target(args: argparse.Namespace, work: Path) -> dict:
-    """``--arena``: arena.toml NUTS beside the bootstrap method on hierarchical votes."""
+    """``--arena``: arena.toml NUTS beside the old methods on the same hierarchical votes:
+    ``bootstrap-bt`` (one board, pair counts) and ``bootstrap-style`` (what LMArena computed
+    for the boards arena.toml gives: the style-controlled board and one per category, each with
+    100 bootstrap refits of the contextual Bradley-Terry MLE). Accuracy: Spearman's rank
+    correlation of each board with the truth (overall ``theta``; per category ``theta +
+    delta``, the strength on votes with that tag alone)."""
+    from scipy.stats import spearmanr
+
     from bayesarena.simulate import simulate_hierarchical_arena
 
     n_models, n_votes = args.arena_models, args.arena_votes
-    df, _ = simulate_hierarchical_arena(n_models, n_votes, categories=10, seed=args.seed)
+    df, truth = simulate_hierarchical_arena(n_models, n_votes, categories=10,
+                                            n_voters=n_votes // 10, seed=args.seed)
     path = work / "arena.parquet"
     df.to_parquet(path, index=False)
+    del df
     out = {"n_models": n_models, "n_votes": n_votes, "categories": 10,
-           "voters": n_votes // 10}
+           "voters": n_votes // 10, "seed": args.seed}
     METHODS["bayesarena-arena"] = {"runner": "bayesarena", "kwargs": {"spec": "arena",
                                                                        "method": "nuts"},
                                    "jit": False, "ties": "Davidson", "intervals": "95% CrI"}
+    METHODS["bootstrap-style"] = {"runner": "bootstrap_style", "kwargs": {"n_boot": 100},
+                                  "jit": False, "ties": "half wins",
+                                  "intervals": "100 bootstraps per board"}
     args_once = argparse.Namespace(**{**vars(args), "warm_under": 0.0})  # one fit: minutes
-    for name in ("bayesarena-arena", "bootstrap-bt"):
-        res = run_method(name, path, work, args_once if name == "bayesarena-arena" else args)
-        out[name] = {k: res.get(k) for k in ("cold_s", "warm_s", "peak_mb", "error", "extra")}
-        print(f"  {name}: {out[name]}", flush=True)
+    theta = truth.ratings()
+    by_category = truth.category_ratings()
+    for name in ("bayesarena-arena", "bootstrap-bt", "bootstrap-style"):
+        res = run_method(name, path, work, args if name == "bootstrap-bt" else args_once)
+        row = {k: res.get(k) for k in ("cold_s", "warm_s", "peak_mb", "error")}
+        extra = dict(res.get("extra") or {})
+        categories = extra.pop("category_ratings", None)
+        row["extra"] = extra
+        if "rating" in res:
+            est = pd.Series(res["rating"], index=res["models"])
+            row["spearman_overall"] = float(spearmanr(est, theta.reindex(est.index))[0])
+        if categories:
+            rho = {}
+            for tag, r in categories.items():
+                pair = pd.DataFrame({"est": r, "true": by_category[tag].reindex(res["models"])
+                                     .to_numpy()}).dropna()  # a board may lack a model
+                rho[tag] = float(spearmanr(pair["est"], pair["true"])[0])
+            row["spearman_by_category"] = rho
+            row["spearman_category_mean"] = float(np.mean(list(rho.values())))
+        out[name] = row
+        print(f"  {name}: {row}", flush=True)
     return out
 
 
@@ -429,7 +458,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--no-real", action="store_true", help="skip the real data sets")
     parser.add_argument("--arena", action="store_true",
-                        help="also fit arena.toml (NUTS) beside bootstrap-bt on hierarchical votes")
+                        help="also fit arena.toml (NUTS) beside bootstrap-bt and bootstrap-style "
+                        "on hierarchical votes")
+    parser.add_argument("--arena-only", action="store_true",
+                        help="run only the --arena comparison (no grid, no real data)")
     parser.add_argument("--arena-models", type=int, default=50)
     parser.add_argument("--arena-votes", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
@@ -469,6 +501,8 @@ def main(argv: list[str] | None = None) -> dict:
         grid = tuple(tuple(int(x) for x in g.lower().split("x")) for g in args.grid.split(","))
     else:
         grid = FULL_GRID if args.full else QUICK_GRID if args.quick else DEFAULT_GRID
+    if args.arena_only:
+        grid, args.no_real, args.arena = (), True, True
 
     started = time.time()
     load_start = os.getloadavg()

@@ -12,6 +12,10 @@ the method needs from there (its own counting or aggregation included) and retur
   posterior mean, interval = the leaderboard's 95% credible interval.
 - ``bootstrap_bt``: :mod:`anchors.bootstrap_bt` (FastChat's MLE + 100 multinomial bootstrap
   refits, ties as half wins).
+- ``bootstrap_style``: :mod:`anchors.bootstrap_style` (LMArena's style-controlled board and
+  its category boards before arena-rank: contextual Bradley-Terry MLE + 100 bootstrap refits
+  per board; needs ``conv_metadata`` and ``category``). ``bayesarena`` with a spec that has
+  categories returns its category boards too (``extra["category_ratings"]``).
 - ``choix_ilsr``: ``choix.ilsr_pairwise_dense`` (Maystre & Grossglauser 2015, iterative Luce
   spectral ranking: the Bradley-Terry MLE) on the matrix of decisive-vote counts; no intervals.
 - ``choix_ep``: ``choix.ep_pairwise`` (expectation propagation, Chu & Ghahramani 2005; logit
@@ -71,11 +75,15 @@ def bayesarena(votes: pd.DataFrame, *, spec: str, method: str, seed: int = 0) ->
         data = ba.aggregate(data)
     post = ba.fit(data, spec, method=method, seed=seed, progress=False, warn=False)
     board = post.leaderboard().set_index("model").reindex(list(post.models))
-    extra = {}
+    extra: dict = {}
     if method == "nuts":
         d = post.diagnostics
         extra = {"max_rhat": float(d.max_rhat), "min_ess_bulk": float(d.min_ess_bulk),
                  "divergences": int(d.divergences)}
+    if "category_deviation" in post.tree["posterior"].data_vars:  # the category boards
+        extra["category_ratings"] = {
+            tag: post.leaderboard(category=tag).set_index("model")["rating"]
+            .reindex(list(post.models)).tolist() for tag in post.categories}
     return Fitted(list(post.models), board["rating"].to_numpy(),
                   board["rating_lower"].to_numpy(), board["rating_upper"].to_numpy(),
                   extra=extra)
@@ -87,6 +95,19 @@ def bootstrap_bt(votes: pd.DataFrame, *, n_boot: int = 100, seed: int = 0) -> Fi
     res = run(votes, n_boot=n_boot, seed=seed)
     return Fitted(list(res.models), res.rating, res.lower, res.upper,
                   extra={"newton_iterations": res.iterations, "n_boot": n_boot})
+
+
+def bootstrap_style(votes: pd.DataFrame, *, n_boot: int = 100, seed: int = 0) -> Fitted:
+    from anchors.bootstrap_style import style_boards
+
+    overall, boards = style_boards(votes, n_boot=n_boot, seed=seed)
+    ratings = {tag: pd.Series(b.rating, index=list(b.models)).reindex(list(overall.models))
+               .tolist() for tag, b in boards.items()}
+    return Fitted(list(overall.models), overall.rating, overall.lower, overall.upper,
+                  extra={"n_boot": n_boot, "style_coef": overall.style_coef.tolist(),
+                         "category_ratings": ratings,
+                         "newton_iterations": overall.iterations
+                         + sum(b.iterations for b in boards.values())})
 
 
 def choix_ilsr(votes: pd.DataFrame) -> Fitted:
@@ -138,6 +159,7 @@ def openskill(votes: pd.DataFrame) -> Fitted:
 RUNNERS = {
     "bayesarena": bayesarena,
     "bootstrap_bt": bootstrap_bt,
+    "bootstrap_style": bootstrap_style,
     "choix_ilsr": choix_ilsr,
     "choix_ep": choix_ep,
     "openskill": openskill,
