@@ -707,6 +707,21 @@ def report(p: dict) -> str:
                      f"{a['categories']} categories): arena.toml NUTS cold "
                      f"{_f(a['bayesarena-arena'].get('cold_s'), '{:.1f}')} s vs bootstrap-bt "
                      f"cold {_f(a['bootstrap-bt'].get('cold_s'), '{:.1f}')} s.")
+        if "bootstrap-style" in a:
+            lines += ["", "| method | cold (s) | Spearman, overall board | mean Spearman, "
+                      "category boards |", "|---|---:|---:|---:|"]
+            for name in ("bayesarena-arena", "bootstrap-style", "bootstrap-bt"):
+                r = a[name]
+                lines.append(f"| {name} | {_f(r.get('cold_s'), '{:.1f}')} | "
+                             f"{_f(r.get('spearman_overall'), '{:.4f}')} | "
+                             f"{_f(r.get('spearman_category_mean'), '{:.4f}')} |")
+            arena_s, style_s = (a[n].get("cold_s") for n in ("bayesarena-arena",
+                                                               "bootstrap-style"))
+            if arena_s and style_s:
+                lines += ["", f"Against the old method for the same boards (`bootstrap-style`: "
+                          "the style-controlled board and one per category, 100 bootstrap "
+                          f"refits each), arena.toml took {arena_s / style_s:.2f}x its time in "
+                          "this run."]
     if t["met"] is not None:
         boot = t["bootstrap_at_1m"]
         fast = min(v["warm_s"] or v["cold_s"] for v in boot.values())
