@@ -103,6 +103,9 @@ SOURCES: dict[str, tuple[str, str]] = {
         "topk50+eig50 --out active_sampling_50_crowded"),
     "recommend_latency.json": ("Latency", "benchmarks/recommend_latency.py"),
     "compare_anchors.json": ("Anchors", "benchmarks/compare_anchors.py"),
+    "arena_vs_bootstrap.json": ("ArenaVsBoot", "benchmarks/compare_anchors.py --arena-only "
+                                               "--arena-models 150 --arena-votes 1000000 "
+                                               "--seed 0 --out arena_vs_bootstrap"),
 }
 
 
@@ -1031,6 +1034,7 @@ def performance_section(out: Output) -> None:
             out.macro(f"KernelSplit{label}Fit", num(agree["fits"][kernel]["fit_s"]),
                       f"{src} fits.{kernel}.fit_s")
     gpu_section(out)
+    arena_vs_bootstrap_section(out)
     capped = out.load("arena_scaling_depth4.json")
     if capped is not None:
         src = "arena_scaling_depth4.json"
@@ -1117,6 +1121,33 @@ ANCHOR_METHODS = (
     ("choix-ilsr", "choix ILSR"),
     ("openskill", "openskill"),
 )
+
+
+def arena_vs_bootstrap_section(out: Output) -> None:
+    """The full arena fit beside the old methods on the same hierarchical votes, in one run
+    (``compare_anchors.py --arena-only``): times, their ratios, and each board's Spearman
+    correlation with the truth."""
+    d = out.load("arena_vs_bootstrap.json")
+    if d is None:
+        return
+    src = "arena_vs_bootstrap.json"
+    run = d["target_arena_vs_bootstrap"]["arena_run"]
+    names = (("bayesarena-arena", "Arena"), ("bootstrap-style", "Style"),
+             ("bootstrap-bt", "Plain"))
+    for key, tag in names:
+        m = run[key]
+        out.macro(f"ArenaVsBoot{tag}Time", num(m["cold_s"], 1 if m["cold_s"] < 10 else 0),
+                  f"{src} target_arena_vs_bootstrap.arena_run[{key!r}].cold_s")
+        out.macro(f"ArenaVsBoot{tag}Rho", num(m["spearman_overall"], 3),
+                  f"{src} ...[{key!r}].spearman_overall")
+        if "spearman_category_mean" in m:
+            out.macro(f"ArenaVsBoot{tag}RhoCategory", num(m["spearman_category_mean"], 3),
+                      f"{src} ...[{key!r}].spearman_category_mean")
+    arena, style = run["bayesarena-arena"]["cold_s"], run["bootstrap-style"]["cold_s"]
+    out.macro("ArenaVsBootRatio", num(arena / style, 1),
+              f"{src} arena_run: bayesarena-arena cold_s / bootstrap-style cold_s")
+    out.macro("ArenaVsBootVotes", num(run["n_votes"]), f"{src} arena_run.n_votes")
+    out.macro("ArenaVsBootModels", num(run["n_models"]), f"{src} arena_run.n_models")
 
 
 def gpu_section(out: Output) -> None:
