@@ -28,6 +28,14 @@ fresh processes per variant, which vary by up to 20%; ``benchmarks/arena_gradien
 the gradient as ``scatter_add(barrier(cotangent))``: the cotangent is materialised by its own
 vectorised loop before the scatter reads it. Forward mode stays available (the Laplace step
 takes ``jax.hessian`` and Hessian-vector products of the same model), and so does ``vmap``.
+
+The gathers promise in-bounds, non-negative indices (``mode="promise_in_bounds"``,
+``wrap_negative_indices=False``): every index array here is built in bounds, padding
+included, and NumPy's ``x[index]`` otherwise adds a select over the whole index array to each
+gather (negative indices wrap), computed again at every call: on the full arena up to 720,896
+indices per select, several per gradient. Without them the four chains' parallel gradients
+took 8.3-9.0 ms against 9.7-9.8 ms (medians of 15 calls in alternating fresh processes), with the
+same values to the last bit.
 """
 
 from __future__ import annotations
@@ -38,7 +46,14 @@ import jax
 @jax.custom_jvp
 def take(x: jax.Array, index: jax.Array) -> jax.Array:
     """``x[..., index]``, computed as its own XLA loop (see the module docstring)."""
-    return jax.lax.optimization_barrier(jax.lax.optimization_barrier(x)[..., index])
+    return jax.lax.optimization_barrier(_gather(jax.lax.optimization_barrier(x), index))
+
+
+def _gather(x: jax.Array, index: jax.Array) -> jax.Array:
+    """``x[..., index]`` for in-bounds, non-negative ``index`` (the caller's promise; an index
+    out of bounds reads an undefined value): no wrapping of negative indices or clamping, each
+    a select over the whole index array (module docstring)."""
+    return x.at[..., index].get(mode="promise_in_bounds", wrap_negative_indices=False)
 
 
 @take.defjvp
@@ -46,4 +61,4 @@ def _take_jvp(primals: tuple[jax.Array, jax.Array], tangents: tuple) -> tuple:
     x, index = primals
     x_dot = tangents[0]
     return take(x, index), jax.lax.optimization_barrier(
-        jax.lax.optimization_barrier(x_dot)[..., index])
+        _gather(jax.lax.optimization_barrier(x_dot), index))
