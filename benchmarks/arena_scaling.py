@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="MCMC kernel in place of the spec's")
     parser.add_argument("--trajectory-length", type=float, default=None,
                         help="jittered HMC's integration time in place of the spec's")
+    parser.add_argument("--trajectory-jitter", type=float, default=None,
+                        help="jittered and split HMC's jitter j (T = T0 u, u ~ U(1 - j, 1 + j)) "
+                             "in place of the spec's")
     parser.add_argument("--warmup-trajectory-scale", type=float, default=None,
                         help="jittered HMC's warmup integration time share in place of the spec's")
     parser.add_argument("--no-pool", action="store_true",
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         spec = spec.with_sampler(pool_adaptation=not args.no_pool,
                                  precision=args.precision, max_tree_depth=args.max_tree_depth,
                                  kernel=args.kernel, trajectory_length=args.trajectory_length,
+                                 trajectory_jitter=args.trajectory_jitter,
                                  warmup_trajectory_scale=args.warmup_trajectory_scale)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["refine_s"] = tree.attrs.get("refine_s")
     result["nuts_s"] = tree.attrs.get("nuts_s")
     result["diagnostics"] = post.diagnostics.to_dict()
+    result["per_variable"] = per_variable_convergence(tree)
     result["kernel"] = tree.attrs.get("kernel", "nuts")
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
@@ -135,6 +140,21 @@ def main(argv: list[str] | None = None) -> dict:
     (RESULTS / f"arena_scaling{suffix}.json").write_text(json.dumps(result, indent=2,
                                                                     default=float))
     return result
+
+
+def per_variable_convergence(tree) -> dict:
+    """Per posterior variable: its number of elements, median and minimum bulk ESS, and
+    largest R-hat. The median ESS of each variable sets the R-hat chance level
+    (:func:`bayesarena.diagnostics.rhat_chance_level`), so this shows which variables bind."""
+    from bayesarena.diagnostics import _per_parameter
+
+    post = tree["posterior"].to_dataset()
+    names = [v for v in post.data_vars if not v.endswith("_z")]  # as compute_diagnostics
+    rhat, bulk, _ = _per_parameter(post, names)
+    return {v: {"size": int(bulk[v].size), "ess_bulk_median": float(np.median(bulk[v].values)),
+                "ess_bulk_min": float(np.min(bulk[v].values)),
+                "rhat_max": float(np.max(rhat[v].values))}
+            for v in names if bulk[v].size and np.all(np.isfinite(bulk[v].values))}
 
 
 def recovery(post: ba.Posterior, truth) -> dict:
