@@ -736,6 +736,15 @@ def report(p: dict) -> str:
                      "whose speed has varied by 1.7x between sessions, so the ratio is "
                      "approximate). The flat "
                      "`bt-davidson` NUTS fit is in the tables above.")
+        same = RESULTS / "arena_vs_bootstrap.json"
+        if same.exists():
+            run = json.loads(same.read_text())["target_arena_vs_bootstrap"]["arena_run"]
+            arena_s, style_s = (run[n]["cold_s"] for n in ("bayesarena-arena",
+                                                           "bootstrap-style"))
+            lines.append(f"Measured in one run against the old method for the same boards "
+                         f"(`results/arena_vs_bootstrap.md`: style-controlled and per-category "
+                         f"bootstrap boards): {arena_s:.0f} s against {style_s:.0f} s, "
+                         f"{arena_s / style_s:.1f}x.")
         gpu_path = RESULTS / "arena_scaling_gpu.json"
         if gpu_path.exists():
             gpu = json.loads(gpu_path.read_text())
