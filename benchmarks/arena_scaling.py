@@ -146,11 +146,11 @@ def per_variable_convergence(tree) -> dict:
     """Per posterior variable: its number of elements, median and minimum bulk ESS, and
     largest R-hat. The median ESS of each variable sets the R-hat chance level
     (:func:`bayesarena.diagnostics.rhat_chance_level`), so this shows which variables bind."""
-    from bayesarena.diagnostics import _per_parameter
+    from bayesarena.diagnostics import diagnosed_variables, per_parameter
 
     post = tree["posterior"].to_dataset()
-    names = [v for v in post.data_vars if not v.endswith("_z")]  # as compute_diagnostics
-    rhat, bulk, _ = _per_parameter(post, names)
+    names = diagnosed_variables(post)
+    rhat, bulk, _ = per_parameter(post, names)
     return {v: {"size": int(bulk[v].size), "ess_bulk_median": float(np.median(bulk[v].values)),
                 "ess_bulk_min": float(np.min(bulk[v].values)),
                 "rhat_max": float(np.max(rhat[v].values))}

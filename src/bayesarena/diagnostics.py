@@ -164,8 +164,14 @@ def _draws_for(groups: list[tuple[float, int]], chains: int, draws: int, level: 
     return int(np.ceil(draws * grow))
 
 
-def _per_parameter(post: xr.Dataset, var_names: Sequence[str]
-                   ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+def diagnosed_variables(post: xr.Dataset) -> list[str]:
+    """The posterior variables the health check covers: all but the non-centred ``*_z``
+    sites, whose scaled versions are diagnosed instead."""
+    return [v for v in post.data_vars if not v.endswith("_z")]
+
+
+def per_parameter(post: xr.Dataset, var_names: Sequence[str]
+                  ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
     """R-hat, bulk ESS and tail ESS of every element of ``var_names``, one Dataset each (the
     variables' own dims and coordinates), from one pass of :func:`convergence` over all of
     them stacked as columns."""
@@ -199,8 +205,8 @@ def compute_diagnostics(tree: xr.DataTree, var_names: list[str] | None = None) -
     if method != "nuts":
         return Diagnostics(method=method, chains=chains, draws=draws)
     if var_names is None:
-        var_names = [v for v in post.data_vars if not v.endswith("_z")]
-    rhat, ess_bulk, ess_tail = _per_parameter(post, var_names)
+        var_names = diagnosed_variables(post)
+    rhat, ess_bulk, ess_tail = per_parameter(post, var_names)
     max_rhat, worst_rhat = _worst(rhat, "max")
     min_bulk, worst_bulk = _worst(ess_bulk, "min")
     min_tail, worst_tail = _worst(ess_tail, "min")
