@@ -29,24 +29,23 @@ model; here each fit is Newton's method with the analytic gradient and Hessian b
 ``np.bincount`` over the rows (no dense design), a Cholesky solve and step halving, and each
 bootstrap refit starts from the full-data MLE. A resample is drawn as per-vote weights (how
 often each vote was drawn), which is the same likelihood as the resampled rows. The refits
-run in one spawned worker process per core (a later FastChat version used a
-``multiprocessing`` pool as well).
+of every board run in one pool of spawned worker processes, one per core, started once (a
+later FastChat version used a ``multiprocessing`` pool as well).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from anchors.bootstrap_bt import BASE_RATING, ELO_PER_LOGIT
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, log_expit
-
-ELO_PER_LOGIT = 400.0 / np.log(10.0)
-BASE_RATING = 1000.0
 
 
 class StyleRows(NamedTuple):
@@ -143,49 +142,62 @@ def fit_style_mle(rows: StyleRows, weights: np.ndarray | None = None,
     return params, iterations
 
 
-_ROWS: StyleRows | None = None  # the votes, in each worker process
+_BOARDS: Sequence[StyleRows] = ()  # the votes of every board, in each worker process
 
 
-def _set_rows(rows: StyleRows | None) -> None:
-    global _ROWS
-    _ROWS = rows
+def _set_boards(boards: Sequence[StyleRows]) -> None:
+    global _BOARDS
+    _BOARDS = boards
 
 
-def _refit(task: tuple[int, np.ndarray]) -> tuple[np.ndarray, int]:
-    """One bootstrap refit in a worker: resample the votes with ``seed``, start at ``init``."""
-    seed, init = task
-    assert _ROWS is not None
-    n = len(_ROWS.y)
+def _refit(task: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, int]:
+    """One bootstrap refit in a worker: board ``k``'s votes resampled with ``seed``, Newton
+    started at ``init``."""
+    k, seed, init = task
+    rows = _BOARDS[k]
+    n = len(rows.y)
     weights = np.bincount(np.random.default_rng(seed).integers(0, n, n), minlength=n)
-    return fit_style_mle(_ROWS, weights.astype(np.float64), init)
+    return fit_style_mle(rows, weights.astype(np.float64), init)
+
+
+def bootstrap_boards(boards: Sequence[StyleRows], *, n_boot: int = 100, level: float = 0.95,
+                     seed: int = 0, workers: int | None = None) -> list[StyleBoard]:
+    """Style-controlled Bradley-Terry MLE with ``n_boot`` bootstrap refits for each board
+    (module docstring); board ``k`` draws its resamples from ``seed + k``. The refits of all
+    boards share one pool of ``workers`` processes (default: one per core), started once."""
+    fits = [fit_style_mle(rows) for rows in boards]
+    tasks = [(k, int(s), fits[k][0]) for k in range(len(boards))
+             for s in np.random.SeedSequence(seed + k).generate_state(n_boot)]
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers > 1:  # spawned, not forked: the parent may run JAX's threads
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                 initializer=_set_boards, initargs=(tuple(boards),)) as pool:
+            results = list(pool.map(_refit, tasks,
+                                    chunksize=max(1, len(tasks) // (4 * workers))))
+    else:
+        _set_boards(tuple(boards))
+        try:
+            results = [_refit(t) for t in tasks]
+        finally:
+            _set_boards(())
+    out, q = [], (1.0 - level) / 2.0
+    for k, rows in enumerate(boards):
+        mine = results[k * n_boot:(k + 1) * n_boot]
+        boot = np.stack([r[0] for r in mine])
+        params, m = fits[k][0], rows.n_models
+        elo = BASE_RATING + ELO_PER_LOGIT * boot[:, :m]
+        out.append(StyleBoard(
+            rows.models, BASE_RATING + ELO_PER_LOGIT * params[:m],
+            np.quantile(elo, q, axis=0), np.quantile(elo, 1.0 - q, axis=0), params[m:],
+            np.quantile(boot[:, m:], q, axis=0), np.quantile(boot[:, m:], 1.0 - q, axis=0),
+            fits[k][1] + sum(r[1] for r in mine)))
+    return out
 
 
 def bootstrap_style(rows: StyleRows, *, n_boot: int = 100, level: float = 0.95, seed: int = 0,
                     workers: int | None = None) -> StyleBoard:
-    """Style-controlled Bradley-Terry MLE with ``n_boot`` bootstrap refits (module
-    docstring), the refits spread over ``workers`` processes (default: one per core)."""
-    params, iterations = fit_style_mle(rows)
-    seeds = np.random.SeedSequence(seed).generate_state(n_boot)
-    workers = workers or len(os.sched_getaffinity(0))
-    tasks = [(int(s), params) for s in seeds]
-    if workers > 1:  # spawned, not forked: the parent may run JAX's threads
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                 initializer=_set_rows, initargs=(rows,)) as pool:
-            results = list(pool.map(_refit, tasks, chunksize=max(1, n_boot // workers)))
-    else:
-        _set_rows(rows)
-        try:
-            results = [_refit(t) for t in tasks]
-        finally:
-            _set_rows(None)
-    boot = np.stack([r[0] for r in results])
-    iterations += sum(r[1] for r in results)
-    m, q = rows.n_models, (1.0 - level) / 2.0
-    elo = BASE_RATING + ELO_PER_LOGIT * boot[:, :m]
-    return StyleBoard(rows.models, BASE_RATING + ELO_PER_LOGIT * params[:m],
-                      np.quantile(elo, q, axis=0), np.quantile(elo, 1.0 - q, axis=0),
-                      params[m:], np.quantile(boot[:, m:], q, axis=0),
-                      np.quantile(boot[:, m:], 1.0 - q, axis=0), iterations)
+    """:func:`bootstrap_boards` for one board."""
+    return bootstrap_boards([rows], n_boot=n_boot, level=level, seed=seed, workers=workers)[0]
 
 
 def style_boards(votes: pd.DataFrame, *, n_boot: int = 100, seed: int = 0,
@@ -205,20 +217,19 @@ def style_boards(votes: pd.DataFrame, *, n_boot: int = 100, seed: int = 0,
     a, b = codes[:n], codes[n:]
     winner = votes["winner"].to_numpy()
     models = tuple(str(u) for u in uniques)
-    overall = bootstrap_style(style_rows(models, a, b, raw, winner), n_boot=n_boot, seed=seed,
-                              workers=workers)
-    boards: dict[str, StyleBoard] = {}
+    boards = [style_rows(models, a, b, raw, winner)]
+    tags_of_board = []
     if "category" in votes.columns:
-        tags = votes["category"].map(lambda t: [t] if isinstance(t, str) else list(t))
-        exploded = tags.explode()
-        for k, tag in enumerate(sorted(exploded.dropna().unique())):
+        tags = (votes["category"].reset_index(drop=True)
+                .map(lambda t: [t] if isinstance(t, str) else list(t)).explode().dropna())
+        for tag in sorted(tags.unique()):
             keep = np.zeros(n, dtype=bool)
-            keep[exploded.index[exploded.to_numpy() == tag]] = True
+            keep[tags.index[tags.to_numpy() == tag]] = True  # row positions
             present = np.unique(np.concatenate([a[keep], b[keep]]))
             recode = np.full(len(models), -1)
             recode[present] = np.arange(len(present))
-            sub = style_rows(tuple(models[i] for i in present), recode[a[keep]],
-                             recode[b[keep]], raw[keep], winner[keep])
-            boards[str(tag)] = bootstrap_style(sub, n_boot=n_boot, seed=seed + 1 + k,
-                                               workers=workers)
-    return overall, boards
+            boards.append(style_rows(tuple(models[i] for i in present), recode[a[keep]],
+                                     recode[b[keep]], raw[keep], winner[keep]))
+            tags_of_board.append(str(tag))
+    overall, *by_tag = bootstrap_boards(boards, n_boot=n_boot, seed=seed, workers=workers)
+    return overall, dict(zip(tags_of_board, by_tag, strict=True))
