@@ -42,6 +42,8 @@ Every worker runs with one BLAS thread (``--blas-threads``): OpenBLAS's thread p
     .venv/bin/python benchmarks/compare_anchors.py --full    # 50/150/300 models x 100k/1M/10M votes
     .venv/bin/python benchmarks/compare_anchors.py --quick   # a smoke run (20 models, 5k votes)
     .venv/bin/python benchmarks/compare_anchors.py --arena   # + arena.toml NUTS at 100k votes
+    .venv/bin/python benchmarks/compare_anchors.py --arena-only --arena-models 150 \
+        --arena-votes 1000000 --seed 0   # arena.toml (NUTS, Laplace) vs the bootstrap boards
 
 Results: ``benchmarks/results/compare_anchors.{json,md,png}`` (``--out NAME`` changes the stem).
 """
@@ -397,13 +399,18 @@ def run_dataset(ds: dict, names: list[str], args: argparse.Namespace, work: Path
     return methods
 
 
+ARENA_RUN = ("bayesarena-arena", "bayesarena-arena-laplace", "bootstrap-bt", "bootstrap-style")
+
+
 def arena_target(args: argparse.Namespace, work: Path) -> dict:
-    """``--arena``: arena.toml NUTS beside the old methods on the same hierarchical votes:
+    """``--arena``: arena.toml (NUTS, and its Laplace approximation) beside the old methods on
+    the same hierarchical votes:
     ``bootstrap-bt`` (one board, pair counts) and ``bootstrap-style`` (what LMArena computed
     for the boards arena.toml gives: the style-controlled board and one per category, each with
     100 bootstrap refits of the contextual Bradley-Terry MLE). Accuracy: Spearman's rank
     correlation of each board with the truth (overall ``theta``; per category ``theta +
-    delta``, the strength on votes with that tag alone)."""
+    delta``, the strength on votes with that tag alone), and the share of the overall board's
+    95% intervals that hold the true rating (both centred to the truth's mean)."""
     from scipy.stats import spearmanr
 
     from bayesarena.simulate import simulate_hierarchical_arena
@@ -419,13 +426,16 @@ def arena_target(args: argparse.Namespace, work: Path) -> dict:
     METHODS["bayesarena-arena"] = {"runner": "bayesarena", "kwargs": {"spec": "arena",
                                                                        "method": "nuts"},
                                    "jit": False, "ties": "Davidson", "intervals": "95% CrI"}
+    METHODS["bayesarena-arena-laplace"] = {
+        "runner": "bayesarena", "kwargs": {"spec": "arena", "method": "laplace"}, "jit": False,
+        "ties": "Davidson", "intervals": "95% CrI, Laplace (empirical-Bayes scales)"}
     METHODS["bootstrap-style"] = {"runner": "bootstrap_style", "kwargs": {"n_boot": 100},
                                   "jit": False, "ties": "half wins",
                                   "intervals": "100 bootstraps per board"}
     args_once = argparse.Namespace(**{**vars(args), "warm_under": 0.0})  # one fit: minutes
     theta = truth.ratings()
     by_category = truth.category_ratings()
-    for name in ("bayesarena-arena", "bootstrap-bt", "bootstrap-style"):
+    for name in ARENA_RUN:
         res = run_method(name, path, work, args if name == "bootstrap-bt" else args_once)
         row = {k: res.get(k) for k in ("cold_s", "warm_s", "peak_mb", "error")}
         extra = dict(res.get("extra") or {})
@@ -433,7 +443,13 @@ def arena_target(args: argparse.Namespace, work: Path) -> dict:
         row["extra"] = extra
         if "rating" in res:
             est = pd.Series(res["rating"], index=res["models"])
-            row["spearman_overall"] = float(spearmanr(est, theta.reindex(est.index))[0])
+            true = theta.reindex(est.index).to_numpy()
+            row["spearman_overall"] = float(spearmanr(est, true)[0])
+            if res.get("lower") is not None:  # intervals centred as the truth is
+                shift = est.mean() - true.mean()
+                lo, hi = np.asarray(res["lower"]) - shift, np.asarray(res["upper"]) - shift
+                row["coverage_overall"] = float(np.mean((lo <= true) & (true <= hi)))
+                row["width_overall"] = float(np.mean(hi - lo))
         if categories:
             rho = {}
             for tag, r in categories.items():
@@ -458,8 +474,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--no-real", action="store_true", help="skip the real data sets")
     parser.add_argument("--arena", action="store_true",
-                        help="also fit arena.toml (NUTS) beside bootstrap-bt and bootstrap-style "
-                        "on hierarchical votes")
+                        help="also fit arena.toml (NUTS and Laplace) beside bootstrap-bt and "
+                        "bootstrap-style on hierarchical votes")
     parser.add_argument("--arena-only", action="store_true",
                         help="run only the --arena comparison (no grid, no real data)")
     parser.add_argument("--arena-models", type=int, default=50)
@@ -709,19 +725,24 @@ def report(p: dict) -> str:
                      f"cold {_f(a['bootstrap-bt'].get('cold_s'), '{:.1f}')} s.")
         if "bootstrap-style" in a:
             lines += ["", "| method | cold (s) | Spearman, overall board | mean Spearman, "
-                      "category boards |", "|---|---:|---:|---:|"]
-            for name in ("bayesarena-arena", "bootstrap-style", "bootstrap-bt"):
+                      "category boards | 95% coverage, overall | mean width (Elo) |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for name in [n for n in ARENA_RUN if n in a]:
                 r = a[name]
                 lines.append(f"| {name} | {_f(r.get('cold_s'), '{:.1f}')} | "
                              f"{_f(r.get('spearman_overall'), '{:.4f}')} | "
-                             f"{_f(r.get('spearman_category_mean'), '{:.4f}')} |")
-            arena_s, style_s = (a[n].get("cold_s") for n in ("bayesarena-arena",
-                                                               "bootstrap-style"))
-            if arena_s and style_s:
-                lines += ["", f"Against the old method for the same boards (`bootstrap-style`: "
-                          "the style-controlled board and one per category, 100 bootstrap "
-                          f"refits each), arena.toml took {arena_s / style_s:.2f}x its time in "
-                          "this run."]
+                             f"{_f(r.get('spearman_category_mean'), '{:.4f}')} | "
+                             f"{_f(r.get('coverage_overall'), '{:.2f}')} | "
+                             f"{_f(r.get('width_overall'), '{:.1f}')} |")
+            style_s = a["bootstrap-style"].get("cold_s")
+            for name, what in (("bayesarena-arena", "arena.toml's MCMC fit"),
+                               ("bayesarena-arena-laplace", "its Laplace approximation")):
+                arena_s = a.get(name, {}).get("cold_s")
+                if arena_s and style_s:
+                    lines += ["", f"Against the old method for the same boards "
+                              "(`bootstrap-style`: the style-controlled board and one per "
+                              f"category, 100 bootstrap refits each), {what} took "
+                              f"{arena_s / style_s:.2f}x its time in this run."]
     if t["met"] is not None:
         boot = t["bootstrap_at_1m"]
         fast = min(v["warm_s"] or v["cold_s"] for v in boot.values())

@@ -267,24 +267,88 @@ def test_pooled_adaptation_gives_every_chain_one_kernel(small_cells):
     np.testing.assert_allclose(pooled_steps, np.median(own_steps[:, 0]), rtol=1e-9)
 
 
-@pytest.mark.parametrize("full", [True, False])
-def test_with_site_precisions_sets_a_sites_variance(full):
+@pytest.mark.parametrize("form", ["full", "diagonal", "blocked"])
+def test_with_site_precisions_sets_a_sites_variance(form):
     """A site's precision is raised to the given value (never lowered), its couplings are
     removed, and the other sites' conditional precisions stay as they were."""
     from jax.flatten_util import ravel_pytree
 
-    from bayesarena.laplace import LaplaceResult, with_site_precisions
+    from bayesarena.laplace import LaplaceResult, blocked_precision, with_site_precisions
 
     _, unravel = ravel_pytree({"a": np.zeros(2), "s": np.zeros(1)})
     h = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 0.1]])
     common = dict(mode=np.zeros(3), unravel=unravel, postprocess=None, converged=True,
                   iterations=1, grad_norm=0.0, potential=0.0)
-    result = (LaplaceResult(precision_chol=np.linalg.cholesky(h), **common) if full
-              else LaplaceResult(precision_chol=None, precision_diag=np.diag(h).copy(), **common))
+    if form == "full":
+        result = LaplaceResult(precision_chol=np.linalg.cholesky(h), **common)
+    elif form == "diagonal":
+        result = LaplaceResult(precision_chol=None, precision_diag=np.diag(h).copy(), **common)
+    else:  # "s" as the one local element
+        blocks = blocked_precision(h[:2, :2], h[:2, 2:], h[2, 2:], np.arange(2), np.array([2]))
+        result = LaplaceResult(precision_chol=None, precision_blocks=blocks, **common)
     out = with_site_precisions(result, {"s": np.array([50.0])})
     np.testing.assert_allclose(out.marginal_variances[2], 1 / 50.0)
     np.testing.assert_allclose(out.curvature, [4.0, 3.0, 50.0])
     lower = with_site_precisions(result, {"s": np.array([0.01])})
     np.testing.assert_allclose(lower.curvature[2], 0.1)  # raised only, never lowered
-    if full:
+    if form == "full":
         np.testing.assert_allclose((out.precision_chol @ out.precision_chol.T)[:2, :2], h[:2, :2])
+    if form == "blocked":
+        np.testing.assert_allclose(out.precision_blocks.a, h[:2, :2])
+        np.testing.assert_array_equal(out.precision_blocks.b, 0.0)
+        np.testing.assert_allclose(out.marginal_variances[:2], np.diag(np.linalg.inv(h[:2, :2])))
+
+
+def _globals_and_locals(coupled: bool):
+    """A model with globals ``g`` (3) and ``log_s`` (the noise scale of ``y``) and 20 locals
+    ``v``, each seen in its own observations only, unless ``coupled`` (an observation of their
+    mean)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(y, u, w, m):
+        g = numpyro.sample("g", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+        log_s = numpyro.sample("log_s", dist.Normal(0.0, 1.0))
+        v = numpyro.sample("v", dist.Normal(0.0, 1.0).expand([20]).to_event(1))
+        numpyro.sample("y", dist.Normal(v + g[jnp.arange(20) % 3], jnp.exp(log_s))
+                       .to_event(1), obs=y)
+        numpyro.sample("u", dist.Normal(v, 0.5).to_event(1), obs=u)
+        numpyro.sample("w", dist.Normal(g.sum(), 0.3), obs=w)
+        if coupled:
+            numpyro.sample("m", dist.Normal(v.mean(), 0.1), obs=m)
+
+    rng = np.random.default_rng(0)
+    data = {"y": rng.normal(size=20), "u": rng.normal(size=20), "w": np.array(0.5),
+            "m": np.array(0.2)}
+    return model, data
+
+
+@pytest.mark.parametrize("fixed", [(), ("log_s",)])
+def test_blocked_hessian_is_the_full_hessian(fixed):
+    """``hessian="blocked"`` (one product per global element, two more for the locals) gives
+    the full Hessian's Gaussian to rounding: the same curvature, marginal variances and
+    covariance of the draws' map (``offsets(I)^T offsets(I) = H^-1``), with a held site
+    decoupled the same way in both; and it refuses local sites whose elements interact."""
+    import jax
+
+    from bayesarena.laplace import laplace_approximation
+
+    model, data = _globals_and_locals(coupled=False)
+    kw = dict(start={"g": np.zeros(3), "log_s": np.array(-0.3), "v": np.zeros(20)},
+              fixed=fixed) if fixed else {}
+    full = laplace_approximation(model, data, jax.random.PRNGKey(0), hessian="full", **kw)
+    blocked = laplace_approximation(model, data, jax.random.PRNGKey(0), hessian="blocked",
+                                    local_sites=("v",), **kw)
+    assert full.converged and blocked.converged
+    assert blocked.precision_blocks.local_index.size == 20
+    np.testing.assert_allclose(blocked.curvature, full.curvature, rtol=1e-10)
+    np.testing.assert_allclose(blocked.marginal_variances, full.marginal_variances, rtol=1e-10)
+    h = full.precision_chol @ full.precision_chol.T
+    x = blocked.precision_blocks.offsets(np.eye(h.shape[0]))  # row k: the map of e_k
+    np.testing.assert_allclose(x.T @ x, np.linalg.inv(h), rtol=1e-9, atol=1e-12)
+
+    model, data = _globals_and_locals(coupled=True)
+    with pytest.raises(ValueError, match=r"\['v'\] are not local"):
+        laplace_approximation(model, data, jax.random.PRNGKey(0), hessian="blocked",
+                              local_sites=("v",))

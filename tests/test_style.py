@@ -157,22 +157,35 @@ def test_public_sql_expressions_give_the_same_features(source, tmp_path):
 
 
 def test_dicts_with_differing_extra_keys_are_read():
-    """Such a column reaches DuckDB as Python-repr text, not a STRUCT; it still reads."""
+    """A frame's Python objects go to DuckDB through Arrow, which types dicts with differing
+    keys as one STRUCT over all the keys (absent ones NULL); it reads."""
     metadata = [dict(m) for m in METADATA]
     metadata[1]["context_a_tokens"] = 5
     del metadata[2]["turns"]
     votes = read_votes(frame(metadata))
     types = dict(zip(votes.relation.columns, votes.relation.types, strict=True))
-    assert types["conv_metadata"].id == "varchar"
+    assert types["conv_metadata"].id == "struct"
     raw, _ = style_matrix(votes)
     np.testing.assert_allclose(raw, EXPECTED, rtol=0, atol=1e-12)
 
 
 def test_numpy_scalars_in_dicts_are_read(tmp_path):
-    """DuckDB reads dicts holding numpy scalars as their Python repr text; we still parse it."""
+    """Dicts holding numpy scalars read as plain numbers."""
     metadata = [
         {k: (np.int64(v) if isinstance(v, int) else v) for k, v in m.items()} for m in METADATA
     ]
+    votes = read_votes(frame(metadata))
+    raw, _ = style_matrix(votes)
+    np.testing.assert_allclose(raw, EXPECTED, rtol=0, atol=1e-12)
+
+
+def test_mixed_objects_keep_duckdbs_own_scan():
+    """A column Arrow cannot type (dicts beside JSON text) is scanned by DuckDB itself, as
+    Python-repr text, and still reads."""
+    import json
+
+    metadata: list = [dict(m) for m in METADATA]
+    metadata[1] = json.dumps(metadata[1])
     votes = read_votes(frame(metadata))
     types = dict(zip(votes.relation.columns, votes.relation.types, strict=True))
     assert types["conv_metadata"].id == "varchar"

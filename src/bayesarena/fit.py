@@ -191,20 +191,28 @@ def fit(
     keyword arguments override); ``method="laplace"`` returns ``laplace_draws`` independent draws
     of the Gaussian approximation at the mode. Diagnostics are computed after every fit and a
     :class:`~bayesarena.errors.SamplingWarning` names every failed threshold.
+
+    A hierarchical spec's Laplace approximation is the one NUTS starts from: each group scale
+    at its marginal maximum-likelihood estimate (empirical Bayes: the joint mode overstates
+    every scale, :func:`_marginal_scales`), the other parameters at their mode given the scales,
+    in the coordinates NUTS would sample, with the exact Hessian there taken in blocks
+    (:class:`~bayesarena.laplace.BlockedPrecision`: voters interact with no other voter).
     """
     spec = load_spec(spec).with_sampler(chains=chains, warmup=warmup, draws=draws,
                                         chain_method=chain_method, target_accept=target_accept)
     if method not in ("nuts", "laplace"):
         raise BayesArenaError(f"unknown method {method!r}: use 'nuts' or 'laplace'")
-    if spec.strength.parametrization == "auto" and (
-            method == "laplace" or spec.sampler.init != "laplace"):
+    # a hierarchical spec's Laplace fit is staged as NUTS's start is (see the docstring)
+    staged = (method == "nuts" and spec.sampler.init == "laplace") or (
+        method == "laplace" and spec.hierarchical)
+    if spec.strength.parametrization == "auto" and not staged:
         spec = _with_strengths(spec, "centered")  # no non-centred Laplace step to decide from
     # The Laplace step for NUTS starts runs non-centred: in centred coordinates the joint
     # density is unbounded as a scale -> 0 (the funnel's neck), so with little information about
     # a spread its "mode" would sit there and freeze the chains (seen in benchmarks/sbc.py). Its
     # mode and curvature then decide what to centre, and the start is mapped to those
     # coordinates (_centre_strengths, _to_sampling_coordinates).
-    lap_spec = (_noncentred_strengths(spec) if method == "nuts"
+    lap_spec = (_noncentred_strengths(spec) if staged
                 and spec.strength.parametrization != "noncentered" else spec)
     arena = None
     if spec.hierarchical:
@@ -222,7 +230,7 @@ def fit(
     if method == "laplace" or spec.sampler.init == "laplace":
         t0 = time.perf_counter()
         options = (dict(precondition=True, **_scales_at_prior_median(spec, lap_kwargs))
-                   if arena is not None and method == "nuts"  # see _scales_at_prior_median
+                   if arena is not None  # see _scales_at_prior_median
                    else dict(hessian="full" if method == "laplace" else "auto"))
         lap = laplace_approximation(lap_model, lap_kwargs, key_laplace, **options)
         attrs.update(laplace_s=round(time.perf_counter() - t0, 4),
@@ -230,30 +238,36 @@ def fit(
         mode = lap.unravel(jnp.asarray(lap.mode))
         curvature = lap.unravel(jnp.asarray(lap.curvature))
         centring = (mode, curvature)
-        if method == "nuts" and spec.strength.parametrization == "auto":
+        if staged and spec.strength.parametrization == "auto":
             centred = centre_group(np.asarray(mode["theta_z"]), float(np.exp(mode["sigma"])),
                                    np.asarray(curvature["theta_z"]), cells.n_models)
             spec = _with_strengths(spec, "centered" if centred else "noncentered")
-        if warn and method == "laplace" and not lap.converged:
-            warnings.warn(f"Laplace optimisation did not converge (max |gradient| "
-                          f"{lap.grad_norm:.2g})", SamplingWarning, stacklevel=2)
+        if warn and method == "laplace" and arena is None and not lap.converged:
+            _warn_not_converged(lap)
     if arena is not None:  # centre where the data say so
         model, kwargs = _arena_model(arena, spec, centring=centring)
     else:
         model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
 
+    start = mode = refined = None
+    if lap is not None and arena is not None:
+        t0 = time.perf_counter()
+        refined = _refine_in_sampling_coordinates(
+            lap, model, kwargs, spec, key_laplace,
+            hessian="blocked" if method == "laplace" else "auto")
+        attrs.update(refine_s=round(time.perf_counter() - t0, 4),
+                     refine_converged=int(refined.converged), refine_grad_norm=refined.grad_norm)
+        if warn and method == "laplace" and not refined.converged:
+            _warn_not_converged(refined)
+
     if method == "laplace":
-        flat = sample_unconstrained(lap, key_nuts, laplace_draws)
-        samples = {k: v[None] for k, v in constrained_draws(lap, flat).items()}
+        final = lap if refined is None else refined
+        flat = sample_unconstrained(final, key_nuts, laplace_draws)
+        samples = {k: v[None] for k, v in constrained_draws(final, flat).items()}
         return Posterior(build_tree(samples, cells=cells, spec=spec, method="laplace",
                                     seed=seed, attrs=attrs, arena=arena))
 
-    start = mode = None
-    if lap is not None and arena is not None:
-        t0 = time.perf_counter()
-        refined = _refine_in_sampling_coordinates(lap, model, kwargs, spec, key_laplace)
-        attrs.update(refine_s=round(time.perf_counter() - t0, 4),
-                     refine_converged=int(refined.converged), refine_grad_norm=refined.grad_norm)
+    if refined is not None:
         start = _laplace_start(refined, key_init, spec.sampler.chains)
         mode = refined.unravel(jnp.asarray(refined.mode))  # split HMC's first centre
     elif lap is not None:
@@ -283,6 +297,11 @@ def fit(
     if warn:
         warn_if_unhealthy(diag)
     return Posterior(tree, diagnostics=diag)
+
+
+def _warn_not_converged(lap: LaplaceResult) -> None:
+    warnings.warn(f"Laplace optimisation did not converge (max |gradient| {lap.grad_norm:.2g})",
+                  SamplingWarning, stacklevel=3)
 
 
 def _arena_model(arena: ArenaCells, spec: ModelSpec, centring: str | tuple | None = None
@@ -409,6 +428,9 @@ def _split_model_means(centred: np.ndarray) -> dict[str, np.ndarray]:
 #: The hierarchical groups of the Laplace step's all-non-centred arena model: the site of the
 #: standardised elements ``z`` and the site of their scale (one per row of ``z`` when the scale
 #: is a vector: a category at a time).
+#: The heavy voters' discriminations: each enters only its own voter's rows, so no two
+#: interact (the blocked Hessian's local sites).
+VOTER_SITES = ("voter_discrimination_centred", "voter_discrimination_z")
 GROUPS = (("theta_z", "sigma"), ("category_deviation_z", "category_scale"),
           ("voter_discrimination_z", "voter_discrimination_scale"))
 
@@ -463,10 +485,11 @@ def _marginal_scales(mode: dict[str, np.ndarray], curvature: dict[str, np.ndarra
 
 def _refine_in_sampling_coordinates(
     lap: LaplaceResult, model: functools.partial, kwargs: dict, spec: ModelSpec,
-    key: jax.Array,
+    key: jax.Array, hessian: str = "auto",
 ) -> LaplaceResult:
     """The Laplace approximation of the arena model as it will be sampled (partially
-    centred), to start the chains and seed the mass matrix.
+    centred), to start the chains and seed the mass matrix, or (``hessian="blocked"``, the
+    exact Hessian) as ``fit(method="laplace")``'s posterior.
 
     The first Laplace step runs with every group non-centred (in centred coordinates the
     density is unbounded where a scale meets 0) and decides the centring. Its mode is mapped
@@ -485,8 +508,13 @@ def _refine_in_sampling_coordinates(
                                      model.keywords["theta_from_category_mean"],
                                      model.keywords["split_category_means"])
     scales = tuple(scale for _, scale in GROUPS if scale in start)
+    cheaper = None  # the blocked Hessian's products in the spec's sampling precision
+    if hessian == "blocked" and spec.sampler.precision != "double":
+        cheaper = (functools.partial(model, precision=spec.sampler.precision),
+                   sampling_data(kwargs, spec.sampler.precision))
     refined = laplace_approximation(model, kwargs, key, start=start, fixed=scales,
-                                    precondition=True)
+                                    precondition=True, hessian=hessian, local_sites=VOTER_SITES,
+                                    hessian_model=cheaper)
     return with_site_precisions(refined, information)
 
 
