@@ -757,15 +757,21 @@ def report(p: dict) -> str:
                      "whose speed has varied by 1.7x between sessions, so the ratio is "
                      "approximate). The flat "
                      "`bt-davidson` NUTS fit is in the tables above.")
-        same = RESULTS / "arena_vs_bootstrap.json"
-        if same.exists():
+        same = next((RESULTS / f"{stem}.json" for stem in ("arena_vs_bootstrap_laplace",
+                                                            "arena_vs_bootstrap")
+                     if (RESULTS / f"{stem}.json").exists()), None)
+        if same is not None:
             run = json.loads(same.read_text())["target_arena_vs_bootstrap"]["arena_run"]
             arena_s, style_s = (run[n]["cold_s"] for n in ("bayesarena-arena",
                                                            "bootstrap-style"))
             lines.append(f"Measured in one run against the old method for the same boards "
-                         f"(`results/arena_vs_bootstrap.md`: style-controlled and per-category "
+                         f"(`results/{same.stem}.md`: style-controlled and per-category "
                          f"bootstrap boards): {arena_s:.0f} s against {style_s:.0f} s, "
                          f"{arena_s / style_s:.1f}x.")
+            laplace_s = run.get("bayesarena-arena-laplace", {}).get("cold_s")
+            if laplace_s:
+                lines.append(f"The same model's Laplace fit (`method=\"laplace\"`) took "
+                             f"{laplace_s:.0f} s, {laplace_s / style_s:.2f}x.")
         gpu_path = RESULTS / "arena_scaling_gpu.json"
         if gpu_path.exists():
             gpu = json.loads(gpu_path.read_text())

@@ -103,9 +103,10 @@ SOURCES: dict[str, tuple[str, str]] = {
         "topk50+eig50 --out active_sampling_50_crowded"),
     "recommend_latency.json": ("Latency", "benchmarks/recommend_latency.py"),
     "compare_anchors.json": ("Anchors", "benchmarks/compare_anchors.py"),
-    "arena_vs_bootstrap.json": ("ArenaVsBoot", "benchmarks/compare_anchors.py --arena-only "
-                                               "--arena-models 150 --arena-votes 1000000 "
-                                               "--seed 0 --out arena_vs_bootstrap"),
+    "arena_vs_bootstrap_laplace.json": ("ArenaVsBoot", "benchmarks/compare_anchors.py "
+                                                       "--arena-only --arena-models 150 "
+                                                       "--arena-votes 1000000 --seed 0 --out "
+                                                       "arena_vs_bootstrap_laplace"),
 }
 
 
@@ -1124,28 +1125,33 @@ ANCHOR_METHODS = (
 
 
 def arena_vs_bootstrap_section(out: Output) -> None:
-    """The full arena fit beside the old methods on the same hierarchical votes, in one run
-    (``compare_anchors.py --arena-only``): times, their ratios, and each board's Spearman
-    correlation with the truth."""
-    d = out.load("arena_vs_bootstrap.json")
+    """The full arena fit (MCMC and Laplace) beside the old methods on the same hierarchical
+    votes, in one run (``compare_anchors.py --arena-only``): times, their ratios, each board's
+    Spearman correlation with the truth, and the overall board's interval coverage."""
+    src = "arena_vs_bootstrap_laplace.json"
+    d = out.load(src)
     if d is None:
         return
-    src = "arena_vs_bootstrap.json"
     run = d["target_arena_vs_bootstrap"]["arena_run"]
-    names = (("bayesarena-arena", "Arena"), ("bootstrap-style", "Style"),
-             ("bootstrap-bt", "Plain"))
+    names = (("bayesarena-arena", "Arena"), ("bayesarena-arena-laplace", "Laplace"),
+             ("bootstrap-style", "Style"), ("bootstrap-bt", "Plain"))
     for key, tag in names:
         m = run[key]
         out.macro(f"ArenaVsBoot{tag}Time", num(m["cold_s"], 1 if m["cold_s"] < 10 else 0),
                   f"{src} target_arena_vs_bootstrap.arena_run[{key!r}].cold_s")
         out.macro(f"ArenaVsBoot{tag}Rho", num(m["spearman_overall"], 3),
                   f"{src} ...[{key!r}].spearman_overall")
+        out.macro(f"ArenaVsBoot{tag}Coverage", num(100 * m["coverage_overall"]),
+                  f"{src} ...[{key!r}].coverage_overall, in percent")
+        out.macro(f"ArenaVsBoot{tag}Width", num(m["width_overall"]),
+                  f"{src} ...[{key!r}].width_overall (Elo)")
         if "spearman_category_mean" in m:
             out.macro(f"ArenaVsBoot{tag}RhoCategory", num(m["spearman_category_mean"], 3),
                       f"{src} ...[{key!r}].spearman_category_mean")
-    arena, style = run["bayesarena-arena"]["cold_s"], run["bootstrap-style"]["cold_s"]
-    out.macro("ArenaVsBootRatio", num(arena / style, 1),
-              f"{src} arena_run: bayesarena-arena cold_s / bootstrap-style cold_s")
+    style = run["bootstrap-style"]["cold_s"]
+    for key, tag in (("bayesarena-arena", ""), ("bayesarena-arena-laplace", "Laplace")):
+        out.macro(f"ArenaVsBoot{tag}Ratio", num(run[key]["cold_s"] / style, 1),
+                  f"{src} arena_run: {key} cold_s / bootstrap-style cold_s")
     out.macro("ArenaVsBootVotes", num(run["n_votes"]), f"{src} arena_run.n_votes")
     out.macro("ArenaVsBootModels", num(run["n_models"]), f"{src} arena_run.n_models")
 

@@ -428,11 +428,11 @@ def _split_model_means(centred: np.ndarray) -> dict[str, np.ndarray]:
 #: The hierarchical groups of the Laplace step's all-non-centred arena model: the site of the
 #: standardised elements ``z`` and the site of their scale (one per row of ``z`` when the scale
 #: is a vector: a category at a time).
+GROUPS = (("theta_z", "sigma"), ("category_deviation_z", "category_scale"),
+          ("voter_discrimination_z", "voter_discrimination_scale"))
 #: The heavy voters' discriminations: each enters only its own voter's rows, so no two
 #: interact (the blocked Hessian's local sites).
 VOTER_SITES = ("voter_discrimination_centred", "voter_discrimination_z")
-GROUPS = (("theta_z", "sigma"), ("category_deviation_z", "category_scale"),
-          ("voter_discrimination_z", "voter_discrimination_scale"))
 
 
 def _scales_at_prior_median(spec: ModelSpec, kwargs: dict) -> dict[str, Any]:
