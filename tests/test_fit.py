@@ -324,15 +324,19 @@ def _globals_and_locals(coupled: bool):
     return model, data
 
 
-@pytest.mark.parametrize("fixed", [(), ("log_s",)])
-def test_blocked_hessian_is_the_full_hessian(fixed):
+@pytest.mark.parametrize(("fixed", "chunk"), [((), 128), (("log_s",), 128), ((), 4)])
+def test_blocked_hessian_is_the_full_hessian(fixed, chunk, monkeypatch):
     """``hessian="blocked"`` (one product per global element, two more for the locals) gives
     the full Hessian's Gaussian to rounding: the same curvature, marginal variances and
     covariance of the draws' map (``offsets(I)^T offsets(I) = H^-1``), with a held site
-    decoupled the same way in both; and it refuses local sites whose elements interact."""
+    decoupled the same way in both, and whether its 6 products run in one chunk or in chunks
+    of 4 (the last padded); and it refuses local sites whose elements interact."""
     import jax
 
+    import bayesarena.laplace
     from bayesarena.laplace import laplace_approximation
+
+    monkeypatch.setattr(bayesarena.laplace, "HVP_CHUNK", chunk)
 
     model, data = _globals_and_locals(coupled=False)
     kw = dict(start={"g": np.zeros(3), "log_s": np.array(-0.3), "v": np.zeros(20)},

@@ -254,7 +254,7 @@ def fit(
         t0 = time.perf_counter()
         refined = _refine_in_sampling_coordinates(
             lap, model, kwargs, spec, key_laplace,
-            hessian="blocked" if method == "laplace" else "auto")
+            hessian="blocked" if method == "laplace" else "auto", progress=progress)
         attrs.update(refine_s=round(time.perf_counter() - t0, 4),
                      refine_converged=int(refined.converged), refine_grad_norm=refined.grad_norm)
         if warn and method == "laplace" and not refined.converged:
@@ -485,7 +485,7 @@ def _marginal_scales(mode: dict[str, np.ndarray], curvature: dict[str, np.ndarra
 
 def _refine_in_sampling_coordinates(
     lap: LaplaceResult, model: functools.partial, kwargs: dict, spec: ModelSpec,
-    key: jax.Array, hessian: str = "auto",
+    key: jax.Array, hessian: str = "auto", progress: bool = False,
 ) -> LaplaceResult:
     """The Laplace approximation of the arena model as it will be sampled (partially
     centred), to start the chains and seed the mass matrix, or (``hessian="blocked"``, the
@@ -514,7 +514,7 @@ def _refine_in_sampling_coordinates(
                    sampling_data(kwargs, spec.sampler.precision))
     refined = laplace_approximation(model, kwargs, key, start=start, fixed=scales,
                                     precondition=True, hessian=hessian, local_sites=VOTER_SITES,
-                                    hessian_model=cheaper)
+                                    hessian_model=cheaper, progress=progress)
     return with_site_precisions(refined, information)
 
 
