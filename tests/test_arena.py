@@ -256,28 +256,17 @@ def test_blocked_hessian_on_the_arena_model():
     with the Hessian in blocks equals the one with the full Hessian (the blocked path checks
     locality with a probe and would raise)."""
     import jax
-    import jax.numpy as jnp
 
-    from bayesarena.fit import (
-        _arena_model,
-        _noncentred_strengths,
-        _refine_in_sampling_coordinates,
-        _scales_at_prior_median,
-        _with_strengths,
-    )
-    from bayesarena.laplace import laplace_approximation
+    from bayesarena.fit import _arena_model, _refine_in_sampling_coordinates, _with_strengths
 
     frame, _ = simulate_hierarchical_arena(8, 1500, categories=3, n_voters=40, seed=3)
     frame["position"] = np.random.default_rng(0).choice(["a", "b"], size=len(frame))
     spec = ba.load_spec("arena")
     data = arena_cells(ba.read_votes(frame), spec)
-    key = jax.random.PRNGKey(0)
-    model, kwargs = _arena_model(data, _noncentred_strengths(spec), centring="none")
-    lap = laplace_approximation(model, kwargs, key, precondition=True,
-                                **_scales_at_prior_median(spec, kwargs))
-    centring = (lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature)))
+    lap, centring = _first_laplace_step(data, spec)
     model, kwargs = _arena_model(data, _with_strengths(spec, "centered"), centring=centring)
-    full, blocked = (_refine_in_sampling_coordinates(lap, model, kwargs, spec, key, hessian=h)
+    full, blocked = (_refine_in_sampling_coordinates(lap, model, kwargs, spec,
+                                                     jax.random.PRNGKey(0), hessian=h)
                      for h in ("full", "blocked"))
     assert blocked.precision_blocks.local_index.size == len(data.voters)
     assert full.converged and blocked.converged
@@ -286,6 +275,21 @@ def test_blocked_hessian_on_the_arena_model():
     # float64): entries within ~1e-7 of the float64 Hessian's
     np.testing.assert_allclose(blocked.curvature, full.curvature, rtol=1e-6)
     np.testing.assert_allclose(blocked.marginal_variances, full.marginal_variances, rtol=1e-6)
+
+
+def _first_laplace_step(data, spec: ba.ModelSpec) -> tuple:
+    """``fit``'s first Laplace step on arena cells (every group non-centred, the scales held
+    at their prior medians): the result and the ``(mode, curvature)`` that decide centring."""
+    import jax
+    import jax.numpy as jnp
+
+    from bayesarena.fit import _arena_model, _noncentred_strengths, _scales_at_prior_median
+    from bayesarena.laplace import laplace_approximation
+
+    model, kwargs = _arena_model(data, _noncentred_strengths(spec), centring="none")
+    lap = laplace_approximation(model, kwargs, jax.random.PRNGKey(0), precondition=True,
+                                **_scales_at_prior_median(spec, kwargs))
+    return lap, (lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature)))
 
 
 def _assert_nominal_coverage(post: ba.Posterior, truth) -> None:
@@ -448,20 +452,13 @@ def test_theta_through_category_mean_only_where_votes_pin_it(multi_tag):
     both seen), and not when every vote carries one tag: then only theta_m + delta_mc is
     pinned and theta itself rests on its prior (the funnel the psi coordinates would
     create with sigma). Decided from the first Laplace step, as ``fit`` does."""
-    import jax
-    import jax.numpy as jnp
-
-    from bayesarena.fit import _arena_model, _noncentred_strengths, _scales_at_prior_median
-    from bayesarena.laplace import laplace_approximation
+    from bayesarena.fit import _arena_model
 
     frame, _ = simulate_hierarchical_arena(8, 6000, categories=3, n_voters=0, style=False,
                                            multi_tag=multi_tag, seed=4)
     spec = arena_spec(categories={})
     data = arena_cells(ba.read_votes(frame), spec)
-    model, kwargs = _arena_model(data, _noncentred_strengths(spec), centring="none")
-    lap = laplace_approximation(model, kwargs, jax.random.PRNGKey(0), precondition=True,
-                                **_scales_at_prior_median(spec, kwargs))
-    centring = (lap.unravel(jnp.asarray(lap.mode)), lap.unravel(jnp.asarray(lap.curvature)))
+    _, centring = _first_laplace_step(data, spec)
     sampled, kwargs = _arena_model(data, spec, centring=centring)
     assert sampled.keywords["theta_from_category_mean"] is multi_tag
     all_centred = kwargs["category_noncentred"].shape[0] == 0

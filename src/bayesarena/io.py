@@ -1,11 +1,13 @@
 """Reading votes: a DataFrame or a CSV/JSON/JSONL/Parquet file -> validated :class:`Votes`.
 
-Every input goes through DuckDB: a DataFrame is scanned where it lives, files are read with
+Every input goes through DuckDB: a DataFrame is scanned where it lives (one with Python-object
+columns, such as dicts of style metadata, after a single conversion to Arrow), files are read with
 ``read_csv``/``read_json``/``read_parquet`` (globs and directories of Parquet files included),
 and both validation and the canonical projection are SQL over a lazy relation. Only counts and
 the first offending rows come back to Python, so a 10-million-row Parquet log is never
 materialised in pandas. The returned :class:`Votes` holds the canonical relation, which keeps
-its connection (and, for a DataFrame, the frame) alive after :func:`read_votes` returns.
+its connection (and, for a DataFrame, the frame or its Arrow table) alive after
+:func:`read_votes` returns.
 
 Reading happens in three SQL layers, each a lazy relation over the one before:
 
@@ -225,7 +227,7 @@ def _load_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> duckdb.D
         # Python objects (conv_metadata dicts, lists of category tags): DuckDB's pandas scan
         # converts them row by row in Python on every query (at 1M votes 55 s over the
         # queries that build the arena cells); Arrow converts them once, in C++ (5 s). A
-        # column Arrow cannot type (mixed objects) keeps DuckDB's own scan, which reports it.
+        # frame with a column Arrow cannot type (mixed objects) keeps DuckDB's own scan.
         try:
             return con.from_arrow(pa.Table.from_pandas(numbered, preserve_index=False))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

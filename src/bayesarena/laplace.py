@@ -269,9 +269,8 @@ def laplace_approximation(
     h = np.asarray(full_hessian(jnp.asarray(x_opt), model_kwargs), dtype=float)
     h = 0.5 * (h + h.T)
     if held.any():  # see _blocked_hessian
-        kept = np.maximum(np.diag(h)[held], HELD_CURVATURE_FLOOR)
-        h[held, :], h[:, held] = 0.0, 0.0
-        h[held, held] = kept
+        held_index = np.flatnonzero(held)
+        _decouple(h, held_index, np.maximum(np.diag(h)[held_index], HELD_CURVATURE_FLOOR))
     try:
         chol = np.linalg.cholesky(h)
     except np.linalg.LinAlgError:  # not positive definite: regularise and say so via converged
@@ -350,11 +349,12 @@ def _blocked_hessian(hvp: Callable[[np.ndarray], np.ndarray], local: np.ndarray,
                              f"(Hessian probe off by {off.max():.3g} at flat index "
                              f"{int(l_idx[np.argmax(off)])}); take hessian='full'")
     columns = hv[:g_idx.size]  # row k = H e_{g_k} = column g_k of H
-    blocks = BlockedPrecision(g_idx, l_idx, columns[:, g_idx], columns[:, l_idx], d,
-                              np.empty((0, 0)))
-    flat = np.flatnonzero(held)
-    diag = np.maximum(blocks.diagonal(), np.where(held, HELD_CURVATURE_FLOOR, -np.inf))
-    return _decoupled(blocks, diag, flat)
+    a, b = columns[:, g_idx], columns[:, l_idx]
+    diag = np.empty(dim)
+    diag[g_idx], diag[l_idx] = np.diag(a), d
+    held_index = np.flatnonzero(held)
+    diag[held_index] = np.maximum(diag[held_index], HELD_CURVATURE_FLOOR)
+    return _decoupled(a, b, d, g_idx, l_idx, diag, held_index)
 
 
 def site_mask(sites: dict[str, jax.Array], names: tuple[str, ...]) -> np.ndarray:
@@ -378,30 +378,38 @@ def with_site_precisions(result: LaplaceResult, precisions: dict[str, np.ndarray
     diag = np.array(result.curvature, dtype=float)
     for k, p in precisions.items():
         diag[index[k]] = np.maximum(diag[index[k]], np.ravel(p))
+    flat = np.concatenate([np.zeros(0, dtype=int), *index.values()])
     if result.precision_blocks is not None:
-        flat = np.concatenate([np.zeros(0, dtype=int), *index.values()])
-        return result._replace(precision_blocks=_decoupled(result.precision_blocks, diag, flat))
+        blocks = result.precision_blocks
+        return result._replace(precision_blocks=_decoupled(
+            blocks.a, blocks.b, blocks.d, blocks.global_index, blocks.local_index, diag, flat))
     if result.precision_chol is None:
         return result._replace(precision_diag=diag)
     h = result.precision_chol @ result.precision_chol.T
-    for k in precisions:
-        h[index[k], :] = 0.0
-        h[:, index[k]] = 0.0
-        h[index[k], index[k]] = diag[index[k]]
+    _decouple(h, flat, diag[flat])
     return result._replace(precision_chol=np.linalg.cholesky(h))
 
 
-def _decoupled(blocks: BlockedPrecision, diag: np.ndarray, flat: np.ndarray
+def _decouple(h: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """Couple the elements ``index`` of the symmetric ``h`` to nothing, with diagonal
+    ``values`` (in place)."""
+    h[index, :], h[:, index] = 0.0, 0.0
+    h[index, index] = values
+
+
+def _decoupled(a: np.ndarray, b: np.ndarray, d: np.ndarray, global_index: np.ndarray,
+               local_index: np.ndarray, diag: np.ndarray, flat: np.ndarray
                ) -> BlockedPrecision:
-    """``blocks`` with the elements at flat indices ``flat`` coupled to nothing and their
-    precision ``diag[flat]`` (what :func:`with_site_precisions` does to a full Hessian)."""
-    a, b, d = blocks.a.copy(), blocks.b.copy(), blocks.d.copy()
-    g = np.flatnonzero(np.isin(blocks.global_index, flat))
-    loc = np.flatnonzero(np.isin(blocks.local_index, flat))
-    a[g, :], a[:, g], b[g, :], b[:, loc] = 0.0, 0.0, 0.0, 0.0
-    a[g, g] = diag[blocks.global_index[g]]
-    d[loc] = diag[blocks.local_index[loc]]
-    return blocked_precision(a, b, d, blocks.global_index, blocks.local_index)
+    """:func:`blocked_precision` of ``[[A, B], [B^T, diag(d)]]`` with the elements at flat
+    indices ``flat`` coupled to nothing and precision ``diag[flat]`` (what
+    :func:`with_site_precisions` does to a full Hessian; the inputs are not modified)."""
+    a, b, d = a.copy(), b.copy(), d.copy()
+    g = np.flatnonzero(np.isin(global_index, flat))
+    loc = np.flatnonzero(np.isin(local_index, flat))
+    _decouple(a, g, diag[global_index[g]])
+    b[g, :], b[:, loc] = 0.0, 0.0
+    d[loc] = diag[local_index[loc]]
+    return blocked_precision(a, b, d, global_index, local_index)
 
 
 #: A Hutchinson entry is floored at this share of its site's median entry: probes make an
