@@ -37,7 +37,7 @@ from scipy import stats
 import bayesarena as ba
 from bayesarena.arena_data import arena_cells
 from bayesarena.fit import resolve_chain_method
-from bayesarena.spec import CHAIN_METHODS, KERNELS
+from bayesarena.spec import CHAIN_METHODS, KERNELS, METRICS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -76,11 +76,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--refit", action="store_true",
                         help="fit a second time in the same process (compiled programs in "
                              "memory) and record its time as refit_s")
+    parser.add_argument("--metric", choices=METRICS, default=None,
+                        help="mass matrix in place of the spec's (laplace: split HMC in the "
+                             "coordinates the blocked Laplace approximation makes round)")
+    parser.add_argument("--min-coupling", type=float, default=None,
+                        help="smallest voter-global correlation the whitening keeps "
+                             "(bayesarena.whitening.MIN_COUPLING; 0: all, the exact map)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
     if args.init_inflate is not None:
         importlib.import_module("bayesarena.fit").INIT_INFLATE = args.init_inflate
+    if args.min_coupling is not None:
+        importlib.import_module("bayesarena.whitening").MIN_COUPLING = args.min_coupling
     if args.no_split:
         importlib.import_module("bayesarena.fit").SPLIT_CATEGORY_MEANS = False
 
@@ -102,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
                                  precision=args.precision, max_tree_depth=args.max_tree_depth,
                                  kernel=args.kernel, trajectory_length=args.trajectory_length,
                                  trajectory_jitter=args.trajectory_jitter,
-                                 warmup_trajectory_scale=args.warmup_trajectory_scale)
+                                 warmup_trajectory_scale=args.warmup_trajectory_scale,
+                                 metric=args.metric)
         arena = arena_cells(votes, spec)
         result["read_aggregate_s"] = round(time.perf_counter() - t0, 2)
         result["precision"] = spec.sampler.precision
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["diagnostics"] = post.diagnostics.to_dict()
     result["per_variable"] = per_variable_convergence(tree)
     result["kernel"] = tree.attrs.get("kernel", "nuts")
+    result["metric"] = tree.attrs.get("metric", "diagonal")
+    result["metric_coupling_rank"] = tree.attrs.get("metric_coupling_rank")
     steps = tree["sample_stats"]["n_steps"].values
     result["mean_leapfrog_steps"] = float(steps.mean())
     result["mean_leapfrog_steps_per_chain"] = [float(x) for x in steps.mean(axis=1)]

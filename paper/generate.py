@@ -61,7 +61,12 @@ SOURCES: dict[str, tuple[str, str]] = {
     "arena_scaling_nuts.json": ("ArenaFull", "benchmarks/arena_scaling.py --kernel nuts "
                                              "--draws 500 --warmup-trajectory-scale 1 "
                                              "--out nuts"),
-    "arena_scaling.json": ("ArenaSplit", "benchmarks/arena_scaling.py"),
+    "arena_scaling.json": ("ArenaWhite", "benchmarks/arena_scaling.py"),
+    "arena_scaling_diagonal.json": ("ArenaSplit", "benchmarks/arena_scaling.py --metric "
+                                                  "diagonal --warmup 400 --out diagonal"),
+    "arena_scaling_laplace_metric_seed1.json": ("ArenaWhiteSeed", "benchmarks/arena_scaling.py "
+                                                                  "--seed 1 --out "
+                                                                  "laplace_metric_seed1"),
     "arena_scaling_jittered.json": ("ArenaJittered", "benchmarks/arena_scaling.py --kernel "
                                                      "jittered_hmc --out jittered"),
     "arena_scaling_jittered_now.json": ("ArenaJitteredNow", "benchmarks/arena_scaling.py "
@@ -274,6 +279,16 @@ def prior_tex(prior: Any) -> str:
     return tex(prior.describe())
 
 
+def _warmup(setting: int | str) -> str:
+    """A spec's warmup for the table: the number, or ``"auto"``'s two values
+    (:func:`bayesarena.fit.resolve_warmup`: under the Laplace metric, and otherwise)."""
+    if setting != "auto":
+        return num(setting)
+    from bayesarena.fit import AUTO_WARMUP
+
+    return f"{num(AUTO_WARMUP['laplace'])} or {num(AUTO_WARMUP['diagonal'])}"
+
+
 def specs_section(out: Output, models: Path) -> None:
     from bayesarena.spec import COMPONENTS, load_spec
 
@@ -292,7 +307,7 @@ def specs_section(out: Output, models: Path) -> None:
         rows.append([rf"\texttt{{{tex(s.name)}}}", "logit" if lik.link == "logit" else "probit",
                      tie, both[lik.both_bad], tex(s.strength.parametrization),
                      ", ".join(comps) if comps else "--",
-                     rf"{sm.chains}$\times${num(sm.draws)} ({num(sm.warmup)})"])
+                     rf"{sm.chains}$\times${num(sm.draws)} ({_warmup(sm.warmup)})"])
     out.table("tab_specs", tabular(
         r"lllll>{\raggedright\arraybackslash}p{3.2cm}l",
         ["Spec", "Link", "Ties", "Both bad", "Strengths", "Components",
@@ -927,7 +942,9 @@ def performance_section(out: Output) -> None:
     for src, prefix in (("arena_scaling_mid.json", "ArenaMid"),
                         ("arena_scaling_nuts.json", "ArenaFull"),
                         ("arena_scaling_jittered.json", "ArenaJittered"),
-                        ("arena_scaling.json", "ArenaSplit"),
+                        ("arena_scaling_diagonal.json", "ArenaSplit"),
+                        ("arena_scaling.json", "ArenaWhite"),
+                        ("arena_scaling_laplace_metric_seed1.json", "ArenaWhiteSeed"),
                         ("arena_scaling_jittered_now.json", "ArenaJitteredNow"),
                         ("arena_scaling_split_mode.json", "ArenaSplitNow"),
                         ("arena_scaling_jittered_draws500.json", "ArenaJitteredShort"),
@@ -1170,10 +1187,10 @@ def gpu_section(out: Output) -> None:
         out.macro("GpuArenaESS", num(g["min_ess_bulk"]), f"{src} diagnostics.min_ess_bulk")
         out.macro("GpuArenaDivergences", num(g["divergences"]),
                   f"{src} diagnostics.divergences")
-        cpu = out.load("arena_scaling.json")
+        cpu = out.load("arena_scaling_diagonal.json")  # the kernel and metric the GPU ran
         if cpu is not None:
             out.macro("GpuArenaSamplingRatio", num(cpu["nuts_s"] / arena["nuts_s"]),
-                      f"arena_scaling.json nuts_s / {src} nuts_s")
+                      f"arena_scaling_diagonal.json nuts_s / {src} nuts_s")
     nuts = out.load("arena_scaling_gpu_nuts.json")
     if nuts is not None:
         src = "arena_scaling_gpu_nuts.json"

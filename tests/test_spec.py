@@ -1,6 +1,6 @@
 import pytest
 
-from bayesarena.errors import SpecError
+from bayesarena.errors import BayesArenaError, SpecError
 from bayesarena.spec import available_specs, load_spec, parse_spec
 
 
@@ -69,6 +69,39 @@ def test_with_sampler_overrides_and_validates():
     assert spec.sampler.draws == load_spec("bt").sampler.draws
     with pytest.raises(SpecError):
         load_spec("bt").with_sampler(chains=0)
+
+
+def test_metric_and_warmup_auto_follow_the_hierarchy_and_kernel():
+    """``metric = "auto"`` and ``warmup = "auto"`` (models/arena.toml) parse and survive the
+    TOML round trip; the Laplace metric is chosen for hierarchical specs that split HMC samples
+    from their Laplace approximation, with the shorter warmup, and refused by name elsewhere;
+    an unknown metric is refused."""
+    import tomllib
+
+    from bayesarena.fit import AUTO_WARMUP, LARGE_POSTERIOR_FROM, resolve_metric, resolve_warmup
+
+    spec = load_spec("arena")
+    assert (spec.sampler.metric, spec.sampler.warmup) == ("auto", "auto")
+    assert parse_spec(tomllib.loads(spec.to_toml())).sampler == spec.sampler
+    large, small = LARGE_POSTERIOR_FROM, LARGE_POSTERIOR_FROM - 1
+    assert resolve_metric(spec, hierarchical=True, n_parameters=large) == "laplace"
+    assert resolve_metric(spec, hierarchical=True, n_parameters=small) == "diagonal"  # NUTS
+    assert resolve_metric(spec, hierarchical=False, n_parameters=large) == "diagonal"
+    nuts = spec.with_sampler(kernel="nuts")
+    assert resolve_metric(nuts, hierarchical=True, n_parameters=large) == "diagonal"
+    assert resolve_metric(spec.with_sampler(metric="diagonal"), True, large) == "diagonal"
+    with pytest.raises(BayesArenaError, match="kernel 'nuts'"):
+        resolve_metric(nuts.with_sampler(metric="laplace"), True, large)
+    with pytest.raises(BayesArenaError, match="a plain spec"):
+        resolve_metric(load_spec("bt").with_sampler(metric="laplace", kernel="split_hmc"),
+                       False, large)
+    assert resolve_warmup("auto", "laplace") == AUTO_WARMUP["laplace"] < AUTO_WARMUP["diagonal"]
+    assert resolve_warmup("auto", "diagonal") == AUTO_WARMUP["diagonal"]
+    assert resolve_warmup(37, "laplace") == 37
+    with pytest.raises(SpecError, match="metric"):
+        spec.with_sampler(metric="dense")
+    with pytest.raises(SpecError, match="warmup"):
+        spec.with_sampler(warmup="long")
 
 
 def test_tree_depth_auto_caps_large_posteriors_only():

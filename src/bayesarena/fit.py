@@ -21,7 +21,11 @@ with any): NUTS, :class:`~bayesarena.jittered_hmc.JitteredHMC`, or
 :class:`~bayesarena.split_hmc.SplitHMC`, which ``"auto"`` (in ``models/arena.toml``) chooses
 for posteriors of :data:`LARGE_POSTERIOR_FROM` parameters or more (:func:`resolve_kernel`);
 step size and mass matrix are adapted the same way (Stan's schedule, NumPyro's adapter) for
-all three.
+all three. The spec's ``[sampler] metric`` picks the mass matrix: ``"diagonal"``, adapted in
+warmup, or ``"laplace"``, which ``"auto"`` (in ``models/arena.toml``) chooses where split HMC
+samples a hierarchical arena (:func:`resolve_metric`): the chains move in the coordinates the
+exact blocked Laplace approximation makes round (:mod:`bayesarena.whitening`), a dense mass
+matrix fixed from the start, so warmup only tunes the step size (:func:`resolve_warmup`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ import pandas as pd
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions.transforms import ZeroSumTransform
 from numpyro.infer import MCMC, NUTS
-from numpyro.infer.initialization import init_to_median
+from numpyro.infer.initialization import init_to_median, init_to_uniform
+from numpyro.infer.util import initialize_model
 
 from bayesarena.adaptation import pool_adaptation
 from bayesarena.arena_data import ArenaCells, arena_cells
@@ -75,6 +80,7 @@ from bayesarena.spec import ModelSpec, load_spec
 from bayesarena.split_hmc import SplitHMC
 from bayesarena.validation import check_connected
 from bayesarena.votes import Cells, Votes
+from bayesarena.whitening import SITE, Whitening, unwhitened_draws, whitened_model, whitening
 
 Method = Literal["nuts", "laplace"]
 DEFAULT_SPEC = "bt-davidson"
@@ -250,11 +256,16 @@ def fit(
         model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
 
     start = mode = refined = None
+    metric = "diagonal"
+    if method == "nuts":
+        metric = resolve_metric(spec, hierarchical=arena is not None,
+                                n_parameters=None if lap is None else int(lap.mode.size))
     if lap is not None and arena is not None:
         t0 = time.perf_counter()
         refined = _refine_in_sampling_coordinates(
             lap, model, kwargs, spec, key_laplace,
-            hessian="blocked" if method == "laplace" else "auto", progress=progress)
+            hessian="blocked" if method == "laplace" or metric == "laplace" else "auto",
+            progress=progress)
         attrs.update(refine_s=round(time.perf_counter() - t0, 4),
                      refine_converged=int(refined.converged), refine_grad_norm=refined.grad_norm)
         if warn and method == "laplace" and not refined.converged:
@@ -280,7 +291,8 @@ def fit(
     n_parameters = None if start is None else int(ravel_pytree(start[1])[0].size)
     spec = spec.with_sampler(  # "auto" resolved
         kernel=resolve_kernel(spec.sampler.kernel, n_parameters),
-        max_tree_depth=resolve_max_tree_depth(spec.sampler.max_tree_depth, n_parameters))
+        max_tree_depth=resolve_max_tree_depth(spec.sampler.max_tree_depth, n_parameters),
+        warmup=resolve_warmup(spec.sampler.warmup, metric))
     attrs["kernel"] = spec.sampler.kernel
     if spec.sampler.kernel == "nuts":
         attrs["max_tree_depth"] = spec.sampler.max_tree_depth
@@ -288,8 +300,21 @@ def fit(
         attrs["trajectory_length"] = spec.sampler.trajectory_length
         attrs["trajectory_jitter"] = spec.sampler.trajectory_jitter
         attrs["warmup_trajectory_scale"] = spec.sampler.warmup_trajectory_scale
+    attrs["metric"] = metric
+    white = None
+    if metric == "laplace":
+        white = whitening(refined.precision_blocks, refined.mode,
+                          dtype=np.float32 if spec.sampler.precision == "mixed" else np.float64)
+        attrs["metric_coupling_rank"] = int(white.coupling_right.shape[0])
+        model, kwargs, start, mode = _whitened(model, kwargs, white, refined.unravel, key_init,
+                                               spec.sampler.chains)
     samples, stats, attrs["nuts_s"] = _run_mcmc(model, kwargs, spec, start, key_nuts, progress,
-                                                centre=mode)
+                                                centre=mode, adapt_mass=white is None)
+    if white is not None:  # back to the model's own sites
+        flat = unwhitened_draws(white, samples.pop(SITE))
+        shape = flat.shape[:2]
+        samples = {k: np.reshape(v, shape + v.shape[1:]) for k, v in
+                   constrained_draws(refined, np.reshape(flat, (-1, flat.shape[-1]))).items()}
     tree = build_tree(samples, cells=cells, spec=spec, method="nuts", seed=seed,
                       sample_stats=stats, attrs=attrs, arena=arena)
     diag = compute_diagnostics(tree)
@@ -297,6 +322,22 @@ def fit(
     if warn:
         warn_if_unhealthy(diag)
     return Posterior(tree, diagnostics=diag)
+
+
+def _whitened(model: Callable[..., None], kwargs: dict, white: Whitening,
+              unravel: Callable[[jax.Array], dict], key: jax.Array, chains: int
+              ) -> tuple[Callable[..., None], dict, Start, dict]:
+    """The whitened model (:func:`~bayesarena.whitening.whitened_model`) with its arguments,
+    chain starts ``x = INIT_INFLATE eps`` (overdispersed draws of the whitened Laplace
+    approximation, the standard normal), unit mass-matrix variances, and split HMC's first
+    centre, 0 (the mode)."""
+    info = initialize_model(key, model, model_kwargs=kwargs, dynamic_args=True,
+                            init_strategy=init_to_uniform, validate_grad=False)
+    n = int(white.mode.shape[0])
+    x0 = INIT_INFLATE * jax.random.normal(key, (chains, n))
+    start = ({SITE: x0}, {SITE: jnp.ones(n)})
+    return (functools.partial(whitened_model, info.potential_fn, unravel),
+            dict(kwargs, whitening=white), start, {SITE: jnp.zeros(n)})
 
 
 def _warn_not_converged(lap: LaplaceResult) -> None:
@@ -602,6 +643,43 @@ def resolve_kernel(setting: str, n_parameters: int | None) -> str:
     return "split_hmc" if _large(n_parameters) else "nuts"
 
 
+#: ``warmup = "auto"`` per metric (:func:`resolve_warmup`).
+AUTO_WARMUP = {"diagonal": 400, "laplace": 150}
+
+
+def resolve_warmup(setting: int | str, metric: str) -> int:
+    """Warmup iterations: ``setting`` itself, or for ``"auto"`` :data:`AUTO_WARMUP` of the
+    metric. With a diagonal mass matrix warmup estimates 7,361 variances and the split
+    Gaussian's centre in Stan's windows (400 iterations at full size: 400 + 800 met every
+    threshold, ``benchmarks/results/arena_scaling_split_mode.json``); under the Laplace metric
+    the mass matrix is the Laplace precision and stays fixed, so warmup only brings the chains
+    from their overdispersed starts and tunes the step size: 150 iterations gave the same
+    step size as 400 (0.396) and met every threshold (``arena_scaling_metric_laplace_w150.json``
+    against ``_metric_laplace_fixed.json``)."""
+    if setting != "auto":
+        return int(setting)
+    return AUTO_WARMUP[metric]
+
+
+def resolve_metric(spec: ModelSpec, hierarchical: bool, n_parameters: int | None) -> str:
+    """The mass matrix MCMC runs with: ``spec.sampler.metric`` itself, or for ``"auto"``
+    ``"laplace"`` (:mod:`bayesarena.whitening`) when a hierarchical spec is sampled with split
+    HMC from its Laplace approximation, else ``"diagonal"``. ``"laplace"`` needs both: the
+    whitening comes from the blocked Hessian of a hierarchical arena."""
+    s = spec.sampler
+    kernel = resolve_kernel(s.kernel, n_parameters)
+    usable = hierarchical and s.init == "laplace" and kernel == "split_hmc"
+    if s.metric == "auto":
+        return "laplace" if usable else "diagonal"
+    if s.metric == "laplace" and not usable:
+        raise BayesArenaError(
+            "metric = 'laplace' whitens with the blocked Laplace approximation of a "
+            "hierarchical spec sampled by split HMC from it (kernel 'split_hmc' and init "
+            f"'laplace'); this fit has kernel {kernel!r}, init {s.init!r} and "
+            f"{'a hierarchical' if hierarchical else 'a plain'} spec")
+    return s.metric
+
+
 def _large(n_parameters: int | None) -> bool:
     """Whether a posterior of ``n_parameters`` (``None``: unknown) counts as large."""
     return n_parameters is not None and n_parameters >= LARGE_POSTERIOR_FROM
@@ -610,11 +688,16 @@ def _large(n_parameters: int | None) -> bool:
 def _run_mcmc(
     model: Callable[..., None], kwargs: dict[str, jax.Array], spec: ModelSpec,
     start: Start | None, key_nuts: jax.Array, progress: bool, centre: dict | None = None,
+    adapt_mass: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
     """Run the spec's kernel (NUTS, jittered or split HMC, ``"auto"`` already resolved);
     returns ``(chain, draw, ...)`` samples, sample stats and the seconds taken. ``start``:
     chain starts and mass-matrix variances (``init = "laplace"``); ``centre``: split HMC's
-    first Gaussian centre (the Laplace mode; default the mean of the chains' starts)."""
+    first Gaussian centre (the Laplace mode; default the mean of the chains' starts);
+    ``adapt_mass``: false keeps the mass matrix (and split HMC's centre) as given, the
+    whitened model's (adapting the unit variances there only added noise: at full size the
+    step size came out at 0.225 adapted against 0.396 fixed,
+    ``benchmarks/results/arena_scaling_metric_laplace.json`` and ``_fixed.json``)."""
     s = spec.sampler
     init_params = inverse_mass = None
     dense: bool | list[tuple[str, ...]] = s.dense_mass
@@ -633,6 +716,7 @@ def _run_mcmc(
             inverse_mass = ravel_pytree(variances)[0]
     chain_method = resolve_chain_method(s.chain_method, s.chains)
     options = dict(target_accept_prob=s.target_accept, dense_mass=dense,
+                   adapt_mass_matrix=adapt_mass,
                    inverse_mass_matrix=inverse_mass,
                    init_strategy=init_to_median(num_samples=15))  # used without init_params
     if s.kernel == "jittered_hmc":

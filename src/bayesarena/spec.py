@@ -59,6 +59,7 @@ PRECISIONS = ("double", "mixed")
 #: (:mod:`bayesarena.jittered_hmc`), the same split around a Gaussian
 #: (:mod:`bayesarena.split_hmc`), or "auto" (:func:`bayesarena.fit.resolve_kernel`).
 KERNELS = ("auto", "nuts", "jittered_hmc", "split_hmc")
+METRICS = ("auto", "diagonal", "laplace")
 CATEGORY_PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 POSITION_SOURCES = ("model_a", "column")
 
@@ -184,7 +185,9 @@ class SamplerSpec:
     likelihood terms in float32 and their sums in float64 (:mod:`bayesarena.precision`)."""
 
     chains: int = 4
-    warmup: int = 500
+    # warmup iterations, or "auto": bayesarena.fit.resolve_warmup (fewer where the metric is
+    # the Laplace approximation's and only the step size is tuned)
+    warmup: int | str = 500
     draws: int = 1000
     target_accept: float = 0.8
     # NUTS's cap on tree doublings (at most 2^depth - 1 leapfrog steps), or "auto":
@@ -214,6 +217,11 @@ class SamplerSpec:
     # against 9.9 ms in float64, benchmarks/results/arena_gradient.json); "double": float64
     # throughout. Laplace steps always run in float64.
     precision: str = "mixed"
+    # "laplace": split HMC samples in the coordinates the exact (blocked) Laplace
+    # approximation makes round (bayesarena.whitening; a dense mass matrix, the Laplace
+    # precision); "diagonal": a diagonal mass matrix adapted in warmup; "auto": "laplace" for a
+    # hierarchical spec sampled with split HMC, "diagonal" otherwise (bayesarena.fit.resolve_metric)
+    metric: str = "diagonal"
 
 
 @dataclass(frozen=True)
@@ -438,7 +446,7 @@ def _section(raw: Mapping[str, Any], key: str, cls: type, where: str) -> Any:
 
 
 #: Settings that also take the value "auto".
-AUTO_SETTINGS = ("max_tree_depth",)
+AUTO_SETTINGS = ("max_tree_depth", "warmup")
 
 
 def _validate_sampler(s: SamplerSpec, where: str) -> None:
@@ -464,6 +472,7 @@ def _validate_sampler(s: SamplerSpec, where: str) -> None:
     _check_choice(s.chain_method, CHAIN_METHODS, f"{where}.chain_method")
     _check_choice(s.init, INIT_STRATEGIES, f"{where}.init")
     _check_choice(s.precision, PRECISIONS, f"{where}.precision")
+    _check_choice(s.metric, METRICS, f"{where}.metric")
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:

@@ -55,7 +55,10 @@ chains' mean ``M^-1`` and ``mu`` and their median step size. Each iteration inte
 (with the same shortened time in warmup's adaptation windows).
 
 Only diagonal mass matrices are supported (a dense block would need the rotation in its
-eigenbasis).
+eigenbasis). A dense one comes as a linear change of variables instead: under ``[sampler]
+metric = "laplace"`` the kernel samples ``x`` with ``q = m + T x`` and ``T T'`` the
+Laplace covariance (:mod:`bayesarena.whitening`), unit mass and centre 0 held fixed, so the
+Gaussian it splits off is the Laplace approximation with every correlation it knows.
 """
 
 from __future__ import annotations
