@@ -278,7 +278,7 @@ def fit(
         return Posterior(build_tree(samples, cells=cells, spec=spec, method="laplace",
                                     seed=seed, attrs=attrs, arena=arena))
 
-    if refined is not None:
+    if refined is not None:  # (under the Laplace metric _whitened replaces both, below)
         start = _laplace_start(refined, key_init, spec.sampler.chains)
         mode = refined.unravel(jnp.asarray(refined.mode))  # split HMC's first centre
     elif lap is not None:
@@ -330,7 +330,8 @@ def _whitened(model: Callable[..., None], kwargs: dict, white: Whitening,
     """The whitened model (:func:`~bayesarena.whitening.whitened_model`) with its arguments,
     chain starts ``x = INIT_INFLATE eps`` (overdispersed draws of the whitened Laplace
     approximation, the standard normal), unit mass-matrix variances, and split HMC's first
-    centre, 0 (the mode)."""
+    centre, 0 (the mode). ``key`` draws the starts (``init_to_uniform``'s values are never
+    used: the potential is all that is kept)."""
     info = initialize_model(key, model, model_kwargs=kwargs, dynamic_args=True,
                             init_strategy=init_to_uniform, validate_grad=False)
     n = int(white.mode.shape[0])
