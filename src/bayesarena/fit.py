@@ -256,10 +256,12 @@ def fit(
         model = functools.partial(pairwise_model, n_models=cells.n_models, spec=spec)
 
     start = mode = refined = None
+    # unconstrained parameters (the same count in every parametrisation the steps use)
+    n_parameters = None if lap is None else int(lap.mode.size)
     metric = "diagonal"
     if method == "nuts":
         metric = resolve_metric(spec, hierarchical=arena is not None,
-                                n_parameters=None if lap is None else int(lap.mode.size))
+                                n_parameters=n_parameters)
     if lap is not None and arena is not None:
         t0 = time.perf_counter()
         refined = _refine_in_sampling_coordinates(
@@ -278,17 +280,16 @@ def fit(
         return Posterior(build_tree(samples, cells=cells, spec=spec, method="laplace",
                                     seed=seed, attrs=attrs, arena=arena))
 
-    if refined is not None:  # (under the Laplace metric _whitened replaces both, below)
+    if refined is not None and metric == "diagonal":  # (the Laplace metric's: _whitened)
         start = _laplace_start(refined, key_init, spec.sampler.chains)
         mode = refined.unravel(jnp.asarray(refined.mode))  # split HMC's first centre
-    elif lap is not None:
+    elif refined is None and lap is not None:
         start = _laplace_start(lap, key_init, spec.sampler.chains)
         if "theta_z" in start[0] and spec.strength.parametrization != "noncentered":
             start = _centre_strengths(*start)
     # the Laplace steps above ran in float64; NUTS evaluates the likelihood as the spec says
     model = functools.partial(model, precision=spec.sampler.precision)
     kwargs = sampling_data(kwargs, spec.sampler.precision)
-    n_parameters = None if start is None else int(ravel_pytree(start[1])[0].size)
     spec = spec.with_sampler(  # "auto" resolved
         kernel=resolve_kernel(spec.sampler.kernel, n_parameters),
         max_tree_depth=resolve_max_tree_depth(spec.sampler.max_tree_depth, n_parameters),
