@@ -79,10 +79,15 @@ class BlockedPrecision(NamedTuple):
         out[self.local_index] = self.d
         return out
 
+    def schur_inverse_factor(self) -> np.ndarray:
+        """``L_S^-1`` (lower triangular): ``S^-1 = L_S^-T L_S^-1``, the globals' marginal
+        covariance; its transpose maps standard normals to draws of the globals."""
+        return solve_triangular(self.schur_chol, np.eye(len(self.a)), lower=True)
+
     def marginal_variances(self) -> np.ndarray:
         """``diag(H^-1)``: ``diag(S^-1)`` for the globals and, with ``W = L_S^-1 B D^-1``,
         ``1 / d + sum_k W_k^2`` for the locals (``Cov_ll = D^-1 + D^-1 B^T S^-1 B D^-1``)."""
-        inv_l = solve_triangular(self.schur_chol, np.eye(len(self.a)), lower=True)
+        inv_l = self.schur_inverse_factor()
         w = solve_triangular(self.schur_chol, self.b / self.d, lower=True)
         out = np.empty(self.size)
         out[self.global_index] = np.sum(inv_l**2, axis=0)

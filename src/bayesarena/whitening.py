@@ -49,7 +49,6 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
-from scipy.linalg import solve_triangular
 
 from bayesarena.laplace import BlockedPrecision
 
@@ -95,7 +94,7 @@ def whitening(blocks: BlockedPrecision, mode: np.ndarray, min_coupling: float | 
     sampler stays exact)."""
     min_coupling = MIN_COUPLING if min_coupling is None else min_coupling
     min_entry = MIN_FACTOR_ENTRY if min_factor_entry is None else min_factor_entry
-    factor = solve_triangular(blocks.schur_chol.T, np.eye(len(blocks.a)), lower=False)
+    factor = blocks.schur_inverse_factor().T  # L_S^-T
     local_scale = 1.0 / np.sqrt(blocks.d)
     # C'C = L_S^-1 B D^-1 B' L_S^-T = L_S^-1 A L_S^-T - I (as S = A - B D^-1 B'): the
     # singular directions of C from n_g x n_g products, without forming C (n_l x n_g)
