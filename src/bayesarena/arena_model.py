@@ -36,6 +36,8 @@ every category centred, the deviations are sampled as per-model means and contra
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -46,7 +48,12 @@ import numpyro.distributions as dist
 
 from bayesarena.arena_data import ArenaCells
 from bayesarena.gather import take
-from bayesarena.likelihood import bothbad_split, decisive_log_probs, direction_log_probs
+from bayesarena.likelihood import (
+    OutcomeParams,
+    bothbad_split,
+    decisive_log_probs,
+    direction_log_probs,
+)
 from bayesarena.numpyro_model import (
     bucket_size,
     outcome_params,
@@ -206,6 +213,18 @@ def voter_discrimination(centred_index: jax.Array, noncentred_index: jax.Array,
     return jnp.append(numpyro.deterministic("voter_discrimination", kappa), 1.0)
 
 
+class VoteTerms(NamedTuple):
+    """The parameters the votes' likelihood reads, as :func:`arena_model` computes them from
+    its sites (``None``: the spec leaves the component out)."""
+
+    theta: jax.Array  # (M,) overall strengths
+    deviation: jax.Array | None  # (M, C) category deviations
+    position: jax.Array | None  # gamma, the shown-first bonus
+    style: jax.Array | None  # beta, (F,)
+    outcome: OutcomeParams  # log nu and the both-bad share's intercept and slope
+    discrimination: jax.Array | None  # kappa, (V + 1,): the heavy voters', then the crowd's 1
+
+
 def arena_model(
     flat_i: jax.Array,
     flat_j: jax.Array,
@@ -226,6 +245,7 @@ def arena_model(
     theta_from_category_mean: bool = False,
     split_category_means: bool = False,
     precision: str = "double",
+    vote_likelihood: Callable[[VoteTerms], jax.Array] | None = None,
 ) -> None:
     """The arena model over cells and direction rows (see the module docstring and
     :func:`model_arguments` for the arrays).
@@ -236,45 +256,94 @@ def arena_model(
     the categories per model and the contrasts around it (every category centred; same
     posterior, see :func:`split_model_means_deviations`). ``precision``: ``"mixed"`` evaluates
     the per-cell and per-row terms in float32 and sums them in float64
-    (:mod:`bayesarena.precision`).
+    (:mod:`bayesarena.precision`). ``vote_likelihood``: the log-likelihood of the votes as a
+    function of the :class:`VoteTerms` in place of :func:`votes_log_likelihood` (the blocked
+    Hessian of :mod:`bayesarena.arena_hessian` reads the terms and replaces the likelihood
+    by its linearisation).
     """
-    low = term_dtype(precision)
+    delta = None
     if spec.categories.enabled:
         delta = category_deviations(n_models, tagsets.shape[1], category_centred,
                                     category_noncentred, spec, split_category_means)
         theta = (theta_via_category_mean(delta, spec) if theta_from_category_mean
                  else strengths(n_models, spec))
-        strength = theta[None, :] + tagsets @ delta.T  # (tag sets, models)
     else:
-        strength = strengths(n_models, spec)[None, :]
-    params = lower(outcome_params(spec), low)
-    flat = lower(strength.reshape(-1), low)
-    s_i, s_j = take(flat, flat_i), take(flat, flat_j)
-    d = s_i - s_j
+        theta = strengths(n_models, spec)
+    params = outcome_params(spec)
+    gamma = beta = kappa = None
     if spec.position.enabled:
         gamma = numpyro.sample("position", prior_distribution(spec.priors["position"]))
-        d = d + lower(gamma * position, low)
-    log_lik = 0.0
-    if spec.likelihood.ties == "davidson":
-        lp_decisive, lp_tie = decisive_log_probs(d, params.log_nu)
-        lp_bothbad = lp_tie
-        if spec.likelihood.both_bad == "modelled":
-            lp_tie, lp_bothbad = bothbad_split(lp_tie, 0.5 * (s_i + s_j), params)
-        n = lower(counts, low)
-        log_lik = total(n[0] * lp_decisive + n[1] * lp_tie + n[2] * lp_bothbad)
-    y = take(d, row_cell)
     if spec.style.enabled:
         beta = numpyro.sample(
             "style_coef", prior_distribution(spec.priors["style_coef"])
             .expand([row_style.shape[1]]).to_event(1))
-        y = y + lower(row_style @ beta, low)  # float64 product: see bayesarena.precision
-    kappa = None
     if spec.voters.enabled:
-        kappa = take(lower(voter_discrimination(voter_centred, voter_noncentred, spec), low),
-                     row_voter)
+        kappa = voter_discrimination(voter_centred, voter_noncentred, spec)
+    terms = VoteTerms(theta, delta, gamma, beta, params, kappa)
+    if vote_likelihood is None:
+        vote_likelihood = functools.partial(
+            votes_log_likelihood, flat_i=flat_i, flat_j=flat_j, position=position,
+            counts=counts, row_cell=row_cell, row_voter=row_voter, row_style=row_style,
+            row_counts=row_counts, tagsets=tagsets, spec=spec, precision=precision)
+    numpyro.factor("votes", vote_likelihood(terms))
+
+
+def flat_strengths(terms: VoteTerms, tagsets: jax.Array) -> jax.Array:
+    """``s[T, m] = theta_m + sum_{c in T} delta[m, c]`` for every tag set ``T`` (the rows of
+    ``tagsets``), flattened to ``T * M + m``: the index of the cells' ``flat_i, flat_j``."""
+    strength = terms.theta[None, :]
+    if terms.deviation is not None:
+        strength = strength + tagsets @ terms.deviation.T  # (tag sets, models)
+    return strength.reshape(-1)
+
+
+def cell_log_likelihood(d: jax.Array, mean_strength: jax.Array, params: OutcomeParams,
+                        counts: jax.Array, spec: ModelSpec) -> jax.Array:
+    """Each cell's log-likelihood of its decisive votes, ordinary ties and both-bad votes
+    (``counts``, ``(3, cells)``) at gap ``d`` and mean strength ``(s_i + s_j) / 2``, under
+    Davidson's ties (the direction of the decisive votes is the rows' part)."""
+    lp_decisive, lp_tie = decisive_log_probs(d, params.log_nu)
+    lp_bothbad = lp_tie
+    if spec.likelihood.both_bad == "modelled":
+        lp_tie, lp_bothbad = bothbad_split(lp_tie, mean_strength, params)
+    return counts[0] * lp_decisive + counts[1] * lp_tie + counts[2] * lp_bothbad
+
+
+def row_log_likelihood(y: jax.Array, kappa: jax.Array | None, row_counts: jax.Array
+                       ) -> jax.Array:
+    """Each direction row's log-likelihood of its decisive votes each way (``row_counts``,
+    ``(2, rows)``) at gap ``y`` and the voter's discrimination ``kappa``."""
     lp_i, lp_j = direction_log_probs(y, kappa)
-    n = lower(row_counts, low)
-    numpyro.factor("votes", log_lik + total(n[0] * lp_i + n[1] * lp_j))
+    return row_counts[0] * lp_i + row_counts[1] * lp_j
+
+
+def votes_log_likelihood(
+    terms: VoteTerms, *, flat_i: jax.Array, flat_j: jax.Array, position: jax.Array,
+    counts: jax.Array, row_cell: jax.Array, row_voter: jax.Array, row_style: jax.Array,
+    row_counts: jax.Array, tagsets: jax.Array, spec: ModelSpec, precision: str = "double",
+    **_: jax.Array,
+) -> jax.Array:
+    """``log p(votes | terms)``: the cells' terms (:func:`cell_log_likelihood`, Davidson's
+    ties only) and the direction rows' (:func:`row_log_likelihood`) at ``d = s_i - s_j +
+    gamma p``, ``y = d + beta . x``, summed in float64 (terms in float32 under
+    ``precision="mixed"``). Other keyword arrays of :func:`model_arguments` are ignored."""
+    low = term_dtype(precision)
+    flat = lower(flat_strengths(terms, tagsets), low)
+    s_i, s_j = take(flat, flat_i), take(flat, flat_j)
+    d = s_i - s_j
+    if terms.position is not None:
+        d = d + lower(terms.position * position, low)
+    log_lik = 0.0
+    if spec.likelihood.ties == "davidson":
+        log_lik = total(cell_log_likelihood(d, 0.5 * (s_i + s_j), lower(terms.outcome, low),
+                                            lower(counts, low), spec))
+    y = take(d, row_cell)
+    if terms.style is not None:
+        y = y + lower(row_style @ terms.style, low)  # float64 product: see bayesarena.precision
+    kappa = None
+    if terms.discrimination is not None:
+        kappa = take(lower(terms.discrimination, low), row_voter)
+    return log_lik + total(row_log_likelihood(y, kappa, lower(row_counts, low)))
 
 
 #: Fallback centring rule without a Laplace fit: a category's deviations are centred at

@@ -51,6 +51,7 @@ from numpyro.infer.util import initialize_model
 
 from bayesarena.adaptation import pool_adaptation
 from bayesarena.arena_data import ArenaCells, arena_cells
+from bayesarena.arena_hessian import arena_blocked_hessian
 from bayesarena.arena_model import (
     arena_model,
     centre_elements,
@@ -551,13 +552,11 @@ def _refine_in_sampling_coordinates(
                                      model.keywords["theta_from_category_mean"],
                                      model.keywords["split_category_means"])
     scales = tuple(scale for _, scale in GROUPS if scale in start)
-    cheaper = None  # the blocked Hessian's products in the spec's sampling precision
-    if hessian == "blocked" and spec.sampler.precision != "double":
-        cheaper = (functools.partial(model, precision=spec.sampler.precision),
-                   sampling_data(kwargs, spec.sampler.precision))
+    structured = (arena_blocked_hessian(model, kwargs, key, VOTER_SITES)
+                  if hessian == "blocked" else None)
     refined = laplace_approximation(model, kwargs, key, start=start, fixed=scales,
                                     precondition=True, hessian=hessian, local_sites=VOTER_SITES,
-                                    hessian_model=cheaper, progress=progress)
+                                    blocked_hessian=structured, progress=progress)
     return with_site_precisions(refined, information)
 
 

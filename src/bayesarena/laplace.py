@@ -172,7 +172,7 @@ def laplace_approximation(
     init_values: dict[str, float] | None = None,
     start: dict[str, jax.Array] | None = None, fixed: tuple[str, ...] = (),
     precondition: bool = False, local_sites: tuple[str, ...] = (),
-    hessian_model: tuple[Callable[..., None], dict[str, jax.Array]] | None = None,
+    blocked_hessian: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
     progress: bool = False,
 ) -> LaplaceResult:
     """Find the mode of ``model`` given ``model_kwargs`` and the Hessian there.
@@ -189,10 +189,11 @@ def laplace_approximation(
     taken there, with the held elements decoupled from the rest and their curvature floored
     at :data:`HELD_CURVATURE_FLOOR`: not being at a mode in their own directions, they could
     make it indefinite; :func:`with_site_precisions` gives them their precision).
-    ``hessian_model``: ``(model, kwargs)`` of the same density with the same sites, evaluated
-    more cheaply (the arena model in mixed precision: each Hessian-vector product 1.5x
-    faster, entries within 5e-8 of the largest), whose ``"blocked"`` Hessian is taken at the
-    mode instead. ``progress``: a progress bar over the blocked Hessian's products.
+    ``blocked_hessian``: ``(x, unravel, local) -> (A, B, d)``, the ``"blocked"`` Hessian's
+    blocks at the flat point ``x`` (``local``: the flat mask of ``local_sites``) by a
+    cheaper route than the products (the arena model's:
+    :func:`bayesarena.arena_hessian.arena_blocked_hessian`). ``progress``: a progress bar over
+    the blocked Hessian's products.
 
     ``model_kwargs`` must all be arrays (bind static settings with ``functools.partial``), so
     the jitted functions are compiled once per shape, not once per data set.
@@ -256,16 +257,14 @@ def laplace_approximation(
                   potential=float(res.fun))
     if hessian == "blocked":
         local = site_mask(info.param_info.z, local_sites)
-        products, products_kwargs = hessian_vector_products, model_kwargs
-        if hessian_model is not None:
-            products_kwargs = hessian_model[1]
-            products = _hessian_vector_products(initialize_model(
-                rng_key, hessian_model[0], model_kwargs=products_kwargs, dynamic_args=True,
-                init_strategy=init_to_uniform, validate_grad=False).potential_fn, unravel)
-        blocks = _blocked_hessian(
-            lambda probes: _in_chunks(lambda block: np.asarray(products(
-                jnp.asarray(x_opt), products_kwargs, jnp.asarray(block))), probes, progress),
-            local, held, rng_key, local_sites)
+        if blocked_hessian is not None:
+            a, b, d = blocked_hessian(x_opt, unravel, local)
+        else:
+            a, b, d = blocked_curvature(
+                lambda probes: in_chunks(lambda block: np.asarray(hessian_vector_products(
+                    jnp.asarray(x_opt), model_kwargs, jnp.asarray(block))), probes, progress),
+                local, rng_key, local_sites)
+        blocks = _held_decoupled(a, b, d, local, held)
         return LaplaceResult(precision_chol=None, precision_blocks=blocks,
                              converged=bool(res.success) and not blocks.regularised, **common)
     if hessian == "diagonal" or (hessian == "auto" and x_opt.size > FULL_HESSIAN_MAX_DIM):
@@ -273,7 +272,7 @@ def laplace_approximation(
                              precision_diag=diagonal_at(x_opt), **common)
     h = np.asarray(full_hessian(jnp.asarray(x_opt), model_kwargs), dtype=float)
     h = 0.5 * (h + h.T)
-    if held.any():  # see _blocked_hessian
+    if held.any():  # see _held_decoupled
         held_index = np.flatnonzero(held)
         _decouple(h, held_index, np.maximum(np.diag(h)[held_index], HELD_CURVATURE_FLOOR))
     try:
@@ -299,21 +298,22 @@ def _hessian_vector_products(potential_gen: Callable, unravel: Callable
     return products
 
 
-def _in_chunks(apply: Callable[[np.ndarray], np.ndarray], probes: np.ndarray,
-               progress: bool) -> np.ndarray:
+def in_chunks(apply: Callable[[np.ndarray], np.ndarray], probes: np.ndarray,
+               progress: bool = False) -> np.ndarray:
     """``apply`` (rows of probes to rows of products) over ``probes`` in chunks of
-    :data:`HVP_CHUNK` rows (fewer when there are fewer), the last padded with zero rows."""
-    n, chunk = len(probes), min(HVP_CHUNK, len(probes))
-    out = np.empty_like(probes)
+    :data:`HVP_CHUNK` rows (fewer when there are fewer), the last padded with zero rows: one
+    compiled shape."""
+    n, chunk = len(probes), min(HVP_CHUNK, max(len(probes), 1))
+    out = []
     with tqdm(total=n, desc="Laplace Hessian", unit="product", disable=not progress) as bar:
         for start in range(0, n, chunk):
             block = probes[start:start + chunk]
             m = len(block)
             if m < chunk:
-                block = np.concatenate([block, np.zeros((chunk - m, probes.shape[1]))])
-            out[start:start + m] = apply(block)[:m]
+                block = np.concatenate([block, np.zeros((chunk - m, *probes.shape[1:]))])
+            out.append(np.asarray(apply(block))[:m])
             bar.update(m)
-    return out
+    return np.concatenate(out)
 
 
 #: Relative tolerance of the check that the local block is diagonal: a Rademacher probe's
@@ -328,19 +328,15 @@ LOCAL_BLOCK_RTOL = 1e-4
 HELD_CURVATURE_FLOOR = 1e-8
 
 
-def _blocked_hessian(hvp: Callable[[np.ndarray], np.ndarray], local: np.ndarray,
-                     held: np.ndarray, key: jax.Array, local_sites: tuple[str, ...]
-                     ) -> BlockedPrecision:
-    """The exact Hessian in blocks from ``n_g + 2`` products ``hvp(probes)`` (rows of
-    ``probes`` to rows of ``H probes``): unit vectors on the globals give ``A`` and ``B``
-    (``H`` is symmetric), the locals' indicator gives ``d`` when the local block is diagonal,
-    and a Rademacher probe on the locals checks that it is. Held elements (``held``, flat
-    mask) are decoupled from the rest, with their curvature floored at
-    :data:`HELD_CURVATURE_FLOOR`, as for the full Hessian: the point is a mode of the others
-    only, and their rows would otherwise make the matrix indefinite."""
+def blocked_curvature(hvp: Callable[[np.ndarray], np.ndarray], local: np.ndarray,
+                      key: jax.Array, local_sites: tuple[str, ...] = ()
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact Hessian's blocks ``(A, B, d)`` from ``n_g + 2`` products ``hvp(probes)``
+    (rows of ``probes`` to rows of ``H probes``): unit vectors on the globals (``~local``, flat
+    mask) give ``A`` and ``B`` (``H`` is symmetric), the locals' indicator gives ``d`` when the
+    local block is diagonal, and a Rademacher probe on the locals checks that it is."""
     g_idx, l_idx = np.flatnonzero(~local), np.flatnonzero(local)
-    dim = local.size
-    probes = np.zeros((g_idx.size + 2, dim))
+    probes = np.zeros((g_idx.size + 2, local.size))
     probes[np.arange(g_idx.size), g_idx] = 1.0
     probes[g_idx.size, l_idx] = 1.0
     rademacher = np.asarray(jax.random.rademacher(key, (l_idx.size,), dtype=jnp.float64))
@@ -354,8 +350,17 @@ def _blocked_hessian(hvp: Callable[[np.ndarray], np.ndarray], local: np.ndarray,
                              f"(Hessian probe off by {off.max():.3g} at flat index "
                              f"{int(l_idx[np.argmax(off)])}); take hessian='full'")
     columns = hv[:g_idx.size]  # row k = H e_{g_k} = column g_k of H
-    a, b = columns[:, g_idx], columns[:, l_idx]
-    diag = np.empty(dim)
+    return columns[:, g_idx], columns[:, l_idx], d
+
+
+def _held_decoupled(a: np.ndarray, b: np.ndarray, d: np.ndarray, local: np.ndarray,
+                    held: np.ndarray) -> BlockedPrecision:
+    """:class:`BlockedPrecision` of the blocks with the held elements (``held``, flat mask)
+    decoupled from the rest and their curvature floored at :data:`HELD_CURVATURE_FLOOR`, as
+    for the full Hessian: the point is a mode of the others only, and their rows would
+    otherwise make the matrix indefinite."""
+    g_idx, l_idx = np.flatnonzero(~local), np.flatnonzero(local)
+    diag = np.empty(local.size)
     diag[g_idx], diag[l_idx] = np.diag(a), d
     held_index = np.flatnonzero(held)
     diag[held_index] = np.maximum(diag[held_index], HELD_CURVATURE_FLOOR)
