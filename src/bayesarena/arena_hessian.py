@@ -47,7 +47,12 @@ from bayesarena.arena_model import (
     row_log_likelihood,
     votes_log_likelihood,
 )
-from bayesarena.laplace import LOCAL_BLOCK_RTOL, blocked_curvature, in_chunks
+from bayesarena.laplace import (
+    LOCAL_BLOCK_RTOL,
+    blocked_curvature,
+    in_chunks,
+    rademacher_signs,
+)
 
 Blocks = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -151,8 +156,7 @@ def arena_blocked_hessian(model: Callable[..., None], kwargs: dict[str, jax.Arra
         b = b + in_chunks(lambda c: transpose_rows(xj, kwargs, c), full)[:, l_idx]
         probes = np.zeros((2, x.size))
         probes[0, l_idx] = 1.0
-        rademacher = np.asarray(jax.random.rademacher(
-            jax.random.fold_in(key, 1), (l_idx.size,), dtype=jnp.float64))
+        rademacher = rademacher_signs(key, l_idx.size, stream=1)
         probes[1, l_idx] = rademacher
         tangents = np.asarray(jacobian_rows(xj, kwargs, jnp.asarray(probes)))
         weighted = np.zeros_like(tangents)

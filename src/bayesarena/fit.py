@@ -46,8 +46,7 @@ import pandas as pd
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions.transforms import ZeroSumTransform
 from numpyro.infer import MCMC, NUTS
-from numpyro.infer.initialization import init_to_median, init_to_uniform
-from numpyro.infer.util import initialize_model
+from numpyro.infer.initialization import init_to_median
 
 from bayesarena.adaptation import pool_adaptation
 from bayesarena.arena_data import ArenaCells, arena_cells
@@ -71,6 +70,7 @@ from bayesarena.laplace import (
     LaplaceResult,
     constrained_draws,
     laplace_approximation,
+    model_functions,
     sample_unconstrained,
     with_site_precisions,
 )
@@ -332,10 +332,9 @@ def _whitened(model: Callable[..., None], kwargs: dict, white: Whitening,
     """The whitened model (:func:`~bayesarena.whitening.whitened_model`) with its arguments,
     chain starts ``x = INIT_INFLATE eps`` (overdispersed draws of the whitened Laplace
     approximation, the standard normal), unit mass-matrix variances, and split HMC's first
-    centre, 0 (the mode). ``key`` draws the starts (``init_to_uniform``'s values are never
+    centre, 0 (the mode). ``key`` draws the starts (the model's own start values are never
     used: the potential is all that is kept)."""
-    info = initialize_model(key, model, model_kwargs=kwargs, dynamic_args=True,
-                            init_strategy=init_to_uniform, validate_grad=False)
+    info = model_functions(model, kwargs, key)
     n = int(white.mode.shape[0])
     x0 = INIT_INFLATE * jax.random.normal(key, (chains, n))
     start = ({SITE: x0}, {SITE: jnp.ones(n)})
