@@ -108,10 +108,10 @@ SOURCES: dict[str, tuple[str, str]] = {
         "topk50+eig50 --out active_sampling_50_crowded"),
     "recommend_latency.json": ("Latency", "benchmarks/recommend_latency.py"),
     "compare_anchors.json": ("Anchors", "benchmarks/compare_anchors.py"),
-    "arena_vs_bootstrap_laplace.json": ("ArenaVsBoot", "benchmarks/compare_anchors.py "
-                                                       "--arena-only --arena-models 150 "
-                                                       "--arena-votes 1000000 --seed 0 --out "
-                                                       "arena_vs_bootstrap_laplace"),
+    "arena_vs_bootstrap_structured.json": ("ArenaVsBoot", "benchmarks/compare_anchors.py "
+                                                          "--arena-only --arena-models 150 "
+                                                          "--arena-votes 1000000 --seed 0 "
+                                                          "--out arena_vs_bootstrap_structured"),
 }
 
 
@@ -1145,7 +1145,7 @@ def arena_vs_bootstrap_section(out: Output) -> None:
     """The full arena fit (MCMC and Laplace) beside the old methods on the same hierarchical
     votes, in one run (``compare_anchors.py --arena-only``): times, their ratios, each board's
     Spearman correlation with the truth, and the overall board's interval coverage."""
-    src = "arena_vs_bootstrap_laplace.json"
+    src = "arena_vs_bootstrap_structured.json"
     d = out.load(src)
     if d is None:
         return
@@ -1167,8 +1167,18 @@ def arena_vs_bootstrap_section(out: Output) -> None:
                       f"{src} ...[{key!r}].spearman_category_mean")
     style = run["bootstrap-style"]["cold_s"]
     for key, tag in (("bayesarena-arena", ""), ("bayesarena-arena-laplace", "Laplace")):
-        out.macro(f"ArenaVsBoot{tag}Ratio", num(run[key]["cold_s"] / style, 1),
+        out.macro(f"ArenaVsBoot{tag}Ratio", num(run[key]["cold_s"] / style, 2 if tag else 1),
                   f"{src} arena_run: {key} cold_s / bootstrap-style cold_s")
+    repeats = []  # the Laplace fit and the old method alone, rerun (same data, same code)
+    for stem in ("arena_vs_bootstrap_structured_repeat", "arena_vs_bootstrap_structured_repeat2"):
+        path = out.results / f"{stem}.json"
+        if path.exists():
+            r = json.loads(path.read_text(encoding="utf-8"))["target_arena_vs_bootstrap"][
+                "arena_run"]
+            repeats.append(r["bayesarena-arena-laplace"]["cold_s"] / r["bootstrap-style"]["cold_s"])
+    out.macro("ArenaVsBootLaplaceRepeats", " and ".join(num(x, 2) for x in repeats) or "none",
+              "arena_vs_bootstrap_structured_repeat{,2}.json: laplace cold_s / bootstrap-style "
+              "cold_s")
     out.macro("ArenaVsBootVotes", num(run["n_votes"]), f"{src} arena_run.n_votes")
     out.macro("ArenaVsBootModels", num(run["n_models"]), f"{src} arena_run.n_models")
 
