@@ -373,7 +373,7 @@ def in_chunks(apply: Callable[[np.ndarray], np.ndarray], probes: np.ndarray,
                 block = np.concatenate([block, np.zeros((chunk - m, *probes.shape[1:]))])
             out.append(np.asarray(apply(block))[:m])
             bar.update(m)
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, *probes.shape[1:]))
 
 
 #: Relative tolerance of the check that the local block is diagonal: a Rademacher probe's
