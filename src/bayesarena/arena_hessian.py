@@ -21,11 +21,16 @@ row reads its cell's ``d``, the style coefficients through ``y = d + beta . x`` 
 :func:`~bayesarena.arena_model.row_log_likelihood`: no derivative is written by hand) is
 scattered into ``w`` (sparse sums) and mapped to ``u`` with ``J`` (products of ``w(u)``, which
 reads no votes either). This is the structure a Gauss-Newton or Fisher-scoring step uses
-(McCullagh & Nelder 1989, ch. 2.5), kept exact by the surrogate's term.
+(McCullagh & Nelder 1989, ch. 2.5), kept exact by the surrogate's term. Graph-colouring
+sparse Hessians (Gebremedhin, Manne & Pothen 2005), which libraries such as ``sparsejac``
+offer, do not apply: in the sampled coordinates the zero-sum transform makes every strength
+read every coordinate of its group, so no two global columns can share a probe.
 
 At 150 models x 1M votes (1,659 global coordinates, 5,691 voters) the
-products route costs 1,661 passes over the 400k cells and 700k rows (about 20 s); this one, one
-gradient and one pass of second derivatives over them plus the surrogate's products.
+products route costs 1,661 passes over the 400k cells and 700k rows (about 20 s); this one,
+one gradient and one pass of second derivatives over them plus the surrogate's products: 3.7 s
+with its programs compiled (the sparse sums 1.0 s, the products and ``J`` 1.1 s, the rest
+dense products of ``J``).
 """
 
 from __future__ import annotations
