@@ -1170,15 +1170,17 @@ def arena_vs_bootstrap_section(out: Output) -> None:
         out.macro(f"ArenaVsBoot{tag}Ratio", num(run[key]["cold_s"] / style, 2 if tag else 1),
                   f"{src} arena_run: {key} cold_s / bootstrap-style cold_s")
     repeats = []  # the Laplace fit and the old method alone, rerun (same data, same code)
-    for stem in ("arena_vs_bootstrap_structured_repeat", "arena_vs_bootstrap_structured_repeat2"):
+    for stem in ("arena_vs_bootstrap_structured_repeat", "arena_vs_bootstrap_structured_repeat2",
+                 "arena_vs_bootstrap_structured_repeat3"):
         path = out.results / f"{stem}.json"
         if path.exists():
             r = json.loads(path.read_text(encoding="utf-8"))["target_arena_vs_bootstrap"][
                 "arena_run"]
             repeats.append(r["bayesarena-arena-laplace"]["cold_s"] / r["bootstrap-style"]["cold_s"])
-    out.macro("ArenaVsBootLaplaceRepeats", " and ".join(num(x, 2) for x in repeats) or "none",
-              "arena_vs_bootstrap_structured_repeat{,2}.json: laplace cold_s / bootstrap-style "
-              "cold_s")
+    listed = ", ".join(num(x, 2) for x in repeats[:-1]) + (" and " if len(repeats) > 1 else "")
+    out.macro("ArenaVsBootLaplaceRepeats", (listed + num(repeats[-1], 2)) if repeats else "none",
+              "arena_vs_bootstrap_structured_repeat{,2,3}.json: laplace cold_s / "
+              "bootstrap-style cold_s")
     out.macro("ArenaVsBootVotes", num(run["n_votes"]), f"{src} arena_run.n_votes")
     out.macro("ArenaVsBootModels", num(run["n_models"]), f"{src} arena_run.n_models")
 
