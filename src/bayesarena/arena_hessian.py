@@ -48,8 +48,8 @@ from numpyro.infer.util import constrain_fn, potential_energy
 from bayesarena.arena_model import (
     VoteTerms,
     cell_log_likelihood,
+    flat_strengths,
     row_log_likelihood,
-    vote_predictors,
     votes_log_likelihood,
 )
 from bayesarena.laplace import (
@@ -186,10 +186,14 @@ def local_curvatures(terms: VoteTerms, data: dict[str, jax.Array], *, spec
     own scalars: ``(cells, 2 + k, 2 + k)`` in ``(d, (s_i + s_j) / 2, outcome leaves)`` (``k`` of
     them; zeros without Davidson ties, whose cells carry no term) and ``(rows, r, r)`` in
     ``(y, kappa)`` (``r = 1`` without voters)."""
-    v = vote_predictors(terms, **data)
+    flat = flat_strengths(terms, data["tagsets"])
+    s_i, s_j = flat[data["flat_i"]], flat[data["flat_j"]]
+    d = s_i - s_j
+    if terms.position is not None:
+        d = d + terms.position * data["position"]
     outcome, unravel_o = ravel_pytree(terms.outcome)
-    z = jnp.concatenate([jnp.stack([v.d, 0.5 * (v.s_i + v.s_j)], axis=1),
-                         jnp.broadcast_to(outcome, (v.d.size, outcome.size))], axis=1)
+    z = jnp.concatenate([jnp.stack([d, 0.5 * (s_i + s_j)], axis=1),
+                         jnp.broadcast_to(outcome, (d.size, outcome.size))], axis=1)
 
     def cell(zc: jax.Array, counts: jax.Array) -> jax.Array:
         return -cell_log_likelihood(zc[0], zc[1], unravel_o(zc[2:]), counts, spec)
@@ -197,8 +201,13 @@ def local_curvatures(terms: VoteTerms, data: dict[str, jax.Array], *, spec
     if spec.likelihood.ties == "davidson":
         hc = jax.vmap(jax.hessian(cell))(z, data["counts"].T)
     else:
-        hc = jnp.zeros((v.d.size, z.shape[1], z.shape[1]))
-    cols = [v.y] if v.kappa is None else [v.y, v.kappa]
+        hc = jnp.zeros((d.size, z.shape[1], z.shape[1]))
+    y = d[data["row_cell"]]
+    if terms.style is not None:
+        y = y + data["row_style"] @ terms.style
+    cols = [y]
+    if terms.discrimination is not None:
+        cols.append(terms.discrimination[data["row_voter"]])
 
     def row(q: jax.Array, counts: jax.Array) -> jax.Array:
         return -row_log_likelihood(q[0], q[1] if q.size > 1 else None, counts)

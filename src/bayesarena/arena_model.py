@@ -317,54 +317,33 @@ def row_log_likelihood(y: jax.Array, kappa: jax.Array | None, row_counts: jax.Ar
     return row_counts[0] * lp_i + row_counts[1] * lp_j
 
 
-class VotePredictors(NamedTuple):
-    """What each cell and each direction row of the likelihood reads, from the terms."""
-
-    s_i: jax.Array  # (cells,) strength of model i in the cell's tag set
-    s_j: jax.Array  # (cells,)
-    d: jax.Array  # (cells,) gap s_i - s_j + gamma p
-    y: jax.Array  # (rows,) gap of the row's cell plus the style term beta . x
-    kappa: jax.Array | None  # (rows,) the row's voter's discrimination
-
-
-def vote_predictors(terms: VoteTerms, *, flat_i: jax.Array, flat_j: jax.Array,
-                    position: jax.Array, row_cell: jax.Array, row_voter: jax.Array,
-                    row_style: jax.Array, tagsets: jax.Array, precision: str = "double",
-                    **_: jax.Array) -> VotePredictors:
-    """:class:`VotePredictors` at the terms, in ``precision``'s term dtype (float32 under
-    ``"mixed"``; the style product in float64: see :mod:`bayesarena.precision`). Other keyword
-    arrays of :func:`model_arguments` are ignored."""
+def votes_log_likelihood(
+    terms: VoteTerms, *, flat_i: jax.Array, flat_j: jax.Array, position: jax.Array,
+    counts: jax.Array, row_cell: jax.Array, row_voter: jax.Array, row_style: jax.Array,
+    row_counts: jax.Array, tagsets: jax.Array, spec: ModelSpec, precision: str = "double",
+    **_: jax.Array,
+) -> jax.Array:
+    """``log p(votes | terms)``: the cells' terms (:func:`cell_log_likelihood`, Davidson's
+    ties only) and the direction rows' (:func:`row_log_likelihood`) at ``d = s_i - s_j +
+    gamma p``, ``y = d + beta . x``, summed in float64 (terms in float32 under
+    ``precision="mixed"``). Other keyword arrays of :func:`model_arguments` are ignored."""
     low = term_dtype(precision)
     flat = lower(flat_strengths(terms, tagsets), low)
     s_i, s_j = take(flat, flat_i), take(flat, flat_j)
     d = s_i - s_j
     if terms.position is not None:
         d = d + lower(terms.position * position, low)
+    log_lik = 0.0
+    if spec.likelihood.ties == "davidson":
+        log_lik = total(cell_log_likelihood(d, 0.5 * (s_i + s_j), lower(terms.outcome, low),
+                                            lower(counts, low), spec))
     y = take(d, row_cell)
     if terms.style is not None:
-        y = y + lower(row_style @ terms.style, low)
+        y = y + lower(row_style @ terms.style, low)  # float64 product: see bayesarena.precision
     kappa = None
     if terms.discrimination is not None:
         kappa = take(lower(terms.discrimination, low), row_voter)
-    return VotePredictors(s_i, s_j, d, y, kappa)
-
-
-def votes_log_likelihood(
-    terms: VoteTerms, *, counts: jax.Array, row_counts: jax.Array, spec: ModelSpec,
-    precision: str = "double", **data: jax.Array,
-) -> jax.Array:
-    """``log p(votes | terms)``: the cells' terms (:func:`cell_log_likelihood`, Davidson's
-    ties only) and the direction rows' (:func:`row_log_likelihood`) at the
-    :func:`vote_predictors` ``d = s_i - s_j + gamma p`` and ``y = d + beta . x``, summed in
-    float64 (terms in float32 under ``precision="mixed"``). ``data``: the other arrays of
-    :func:`model_arguments`."""
-    low = term_dtype(precision)
-    v = vote_predictors(terms, precision=precision, **data)
-    log_lik = 0.0
-    if spec.likelihood.ties == "davidson":
-        log_lik = total(cell_log_likelihood(v.d, 0.5 * (v.s_i + v.s_j),
-                                            lower(terms.outcome, low), lower(counts, low), spec))
-    return log_lik + total(row_log_likelihood(v.y, v.kappa, lower(row_counts, low)))
+    return log_lik + total(row_log_likelihood(y, kappa, lower(row_counts, low)))
 
 
 #: Fallback centring rule without a Laplace fit: a category's deviations are centred at
