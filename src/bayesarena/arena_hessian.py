@@ -53,8 +53,8 @@ from bayesarena.arena_model import (
     votes_log_likelihood,
 )
 from bayesarena.laplace import (
-    LOCAL_BLOCK_RTOL,
     blocked_curvature,
+    check_local_block,
     in_chunks,
     rademacher_signs,
 )
@@ -167,10 +167,7 @@ def arena_blocked_hessian(model: Callable[..., None], kwargs: dict[str, jax.Arra
         weighted = np.zeros_like(tangents)
         weighted[:, kappa] = tangents[:, kappa] * h_kk
         back = np.asarray(transpose_rows(xj, kwargs, jnp.asarray(weighted)))[:, l_idx]
-        off = np.abs(back[1] - back[0] * rademacher)
-        if off.size and off.max() > LOCAL_BLOCK_RTOL * max(1.0, float(np.abs(back[0]).max())):
-            raise ValueError(f"sites {list(local_sites)} are not local: a voter's "
-                             "discrimination reads more than one of their elements")
+        check_local_block(back[1], back[0], rademacher, l_idx, local_sites)
         return a, b, d + back[0]
 
     return hessian

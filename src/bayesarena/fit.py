@@ -332,9 +332,9 @@ def _whitened(model: Callable[..., None], kwargs: dict, white: Whitening,
     """The whitened model (:func:`~bayesarena.whitening.whitened_model`) with its arguments,
     chain starts ``x = INIT_INFLATE eps`` (overdispersed draws of the whitened Laplace
     approximation, the standard normal), unit mass-matrix variances, and split HMC's first
-    centre, 0 (the mode). ``key`` draws the starts (the model's own start values are never
-    used: the potential is all that is kept)."""
-    info = model_functions(model, kwargs, key)
+    centre, 0 (the mode). ``key`` draws the starts; of the model itself only the potential
+    is kept."""
+    info = model_functions(model, kwargs, key, init_strategy=None)
     n = int(white.mode.shape[0])
     x0 = INIT_INFLATE * jax.random.normal(key, (chains, n))
     start = ({SITE: x0}, {SITE: jnp.ones(n)})

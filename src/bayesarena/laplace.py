@@ -188,7 +188,7 @@ class ModelFunctions(NamedTuple):
 
 
 def model_functions(model: Callable[..., None], model_kwargs: dict[str, jax.Array],
-                    rng_key: jax.Array, init_strategy: Callable = init_to_uniform
+                    rng_key: jax.Array, init_strategy: Callable | None = init_to_uniform
                     ) -> ModelFunctions:
     """:class:`ModelFunctions` of ``model`` without running it eagerly.
 
@@ -201,10 +201,11 @@ def model_functions(model: Callable[..., None], model_kwargs: dict[str, jax.Arra
     ``constrain_fn``) with the model's arguments bound, as ``initialize_model`` builds them
     for a model with deterministic sites. Unlike ``initialize_model`` it does not search for
     a start with a finite potential: the caller's optimiser or sampler reports a non-finite
-    one."""
+    one. ``init_strategy=None``: the caller has its own start, and ``z`` is zeros of the
+    sites' shapes, from an abstract trace (nothing compiled or run)."""
 
     def start(kwargs: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        tr = trace(substitute(seed(model, rng_key), substitute_fn=init_strategy)
+        tr = trace(substitute(seed(model, rng_key), substitute_fn=init_strategy or init_to_uniform)
                    ).get_trace(**kwargs)
         return {name: biject_to(site["fn"].support).inv(site["value"])
                 for name, site in tr.items()
@@ -216,7 +217,12 @@ def model_functions(model: Callable[..., None], model_kwargs: dict[str, jax.Arra
     def postprocess_fn(**kwargs: jax.Array) -> Callable[[dict], dict]:
         return functools.partial(constrain_fn, model, (), kwargs, return_deterministic=True)
 
-    return ModelFunctions(jax.jit(start)(model_kwargs), potential_fn, postprocess_fn)
+    if init_strategy is None:
+        z = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                         jax.eval_shape(start, model_kwargs))
+    else:
+        z = jax.jit(start)(model_kwargs)
+    return ModelFunctions(z, potential_fn, postprocess_fn)
 
 
 def laplace_approximation(
@@ -251,8 +257,9 @@ def laplace_approximation(
     ``model_kwargs`` must all be arrays (bind static settings with ``functools.partial``), so
     the jitted functions are compiled once per shape, not once per data set.
     """
-    info = model_functions(model, model_kwargs, rng_key, init_strategy=functools.partial(
-        _init_to_value_or_uniform, values=init_values or {}))
+    info = model_functions(model, model_kwargs, rng_key, init_strategy=None if start is not None
+                           else functools.partial(_init_to_value_or_uniform,
+                                                  values=init_values or {}))
     x0, unravel = ravel_pytree(info.z)
     if start is not None:
         missing = set(info.z) ^ set(start)
@@ -403,14 +410,23 @@ def blocked_curvature(hvp: Callable[[np.ndarray], np.ndarray], local: np.ndarray
     probes[g_idx.size + 1, l_idx] = rademacher
     hv = hvp(probes)
     d = hv[g_idx.size, l_idx]
-    if l_idx.size:
-        off = np.abs(hv[g_idx.size + 1, l_idx] - d * rademacher)
-        if off.max() > LOCAL_BLOCK_RTOL * max(1.0, float(np.abs(d).max())):
-            raise ValueError(f"sites {list(local_sites)} are not local: their elements interact "
-                             f"(Hessian probe off by {off.max():.3g} at flat index "
-                             f"{int(l_idx[np.argmax(off)])}); take hessian='full'")
+    check_local_block(hv[g_idx.size + 1, l_idx], d, rademacher, l_idx, local_sites)
     columns = hv[:g_idx.size]  # row k = H e_{g_k} = column g_k of H
     return columns[:, g_idx], columns[:, l_idx], d
+
+
+def check_local_block(product: np.ndarray, d: np.ndarray, signs: np.ndarray,
+                      local_index: np.ndarray, local_sites: tuple[str, ...]) -> None:
+    """Raise unless the local block is diagonal: its product with the Rademacher ``signs``
+    must be ``d * signs`` (``d``: its product with the locals' indicator) to
+    :data:`LOCAL_BLOCK_RTOL` of the largest local curvature."""
+    if not local_index.size:
+        return
+    off = np.abs(product - d * signs)
+    if off.max() > LOCAL_BLOCK_RTOL * max(1.0, float(np.abs(d).max())):
+        raise ValueError(f"sites {list(local_sites)} are not local: their elements interact "
+                         f"(Hessian probe off by {off.max():.3g} at flat index "
+                         f"{int(local_index[np.argmax(off)])}); take hessian='full'")
 
 
 def _held_decoupled(a: np.ndarray, b: np.ndarray, d: np.ndarray, local: np.ndarray,

@@ -130,7 +130,7 @@ def whitened_model(potential_gen: Callable[..., Callable[[dict], jax.Array]],
                    **kwargs: Any) -> None:
     """A NumPyro model with one improper flat site ``x`` (:data:`SITE`) and density
     ``exp(-U(m + T x))``: ``potential_gen(**kwargs)`` is the original model's potential
-    (``numpyro.infer.util.initialize_model(..., dynamic_args=True).potential_fn``), evaluated
+    (:func:`bayesarena.laplace.model_functions`'s ``potential_fn``), evaluated
     inside ``handlers.block`` so that its sites stay out of this model's trace."""
     x = numpyro.sample(SITE, dist.ImproperUniform(dist.constraints.real_vector, (),
                                                   (whitening.mode.shape[0],)))
