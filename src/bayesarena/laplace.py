@@ -107,11 +107,17 @@ class BlockedPrecision(NamedTuple):
     def offsets(self, eps: np.ndarray) -> np.ndarray:
         """Map standard normal rows ``eps`` (``(n, dim)``) to draws of ``N(0, H^-1)``:
         ``x_g = L_S^-T eps_g`` (precision ``S``), ``x_l = -D^-1 B^T x_g + D^-1/2 eps_l``."""
+        # in place: at 4,000 draws of 7,350 coordinates every temporary is 235 MB, and the
+        # expression form took 2.5-3.6 s against 1.4 s (the same numbers to the bit)
         x = np.empty_like(eps)
-        x_g = solve_triangular(self.schur_chol.T, eps[:, self.global_index].T, lower=False).T
+        x_g = solve_triangular(self.schur_chol.T, eps[:, self.global_index].T, lower=False,
+                               overwrite_b=True).T
         x[:, self.global_index] = x_g
-        x[:, self.local_index] = (-(x_g @ self.b) + eps[:, self.local_index]
-                                  * np.sqrt(self.d)) / self.d
+        x_l = eps[:, self.local_index]
+        x_l *= np.sqrt(self.d)
+        x_l -= x_g @ self.b
+        x_l /= self.d
+        x[:, self.local_index] = x_l
         return x
 
 
@@ -566,7 +572,11 @@ def sample_unconstrained(
     """Draws ``x = x* + inflate * L^{-T} eps`` from the Gaussian, shape ``(num_draws, dim)``."""
     eps = np.asarray(jax.random.normal(rng_key, (num_draws, result.mode.size)), dtype=float)
     if result.precision_blocks is not None:
-        return result.mode[None, :] + inflate * result.precision_blocks.offsets(eps)
+        x = result.precision_blocks.offsets(eps)
+        if inflate != 1.0:
+            x *= inflate
+        x += result.mode[None, :]
+        return x
     if result.precision_chol is None:
         return result.mode[None, :] + inflate * eps / np.sqrt(result.precision_diag)[None, :]
     # x - x* = L^{-T} eps has covariance (L L^T)^{-1} = H^{-1}
