@@ -78,3 +78,23 @@ def test_simulate_with_policy_and_recommend_mixture(tmp_path):
     assert r.returncode == 2 and "unknown objective" in r.stderr
     r = run("simulate", "--policy", "greedy", cwd=tmp_path)
     assert r.returncode == 2 and "unknown --policy" in r.stderr
+
+
+def test_fit_with_dask_aggregation_equals_the_duckdb_path(tmp_path):
+    """``--dask`` reads the same Parquet log into the same cells, so the same seed gives the
+    same leaderboard; a hierarchical spec, which needs the votes themselves, is refused."""
+    r = run("simulate", "-o", "votes.parquet", "--models", "6", "--votes", "1500", "--seed", "4",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    boards = []
+    for extra in ((), ("--dask", "synchronous")):
+        r = run("fit", "votes.parquet", "-o", "post.nc", "--method", "laplace", *extra,
+                cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "used 1,500 rows" in r.stdout
+        r = run("leaderboard", "post.nc", "--format", "json", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        boards.append(json.loads(r.stdout))
+    assert boards[0] == boards[1]
+    r = run("fit", "votes.parquet", "--model", "arena", "--dask", "synchronous", cwd=tmp_path)
+    assert r.returncode == 2 and "--dask" in r.stderr and "Traceback" not in r.stderr

@@ -127,17 +127,33 @@ def fit(
     drop_invalid: Annotated[bool, typer.Option(
         help="Drop invalid rows (counted in the summary) instead of refusing the file.")] = False,
     top: Annotated[int, typer.Option(help="Leaderboard rows to print.")] = 20,
+    dask: Annotated[str | None, typer.Option(
+        "--dask", help="Aggregate per-vote Parquet logs (a file, glob or directory) on Dask: "
+        "'local' starts a local cluster, 'tcp://host:8786' connects to a scheduler "
+        "('synchronous', 'threads', 'processes': Dask's one-machine schedulers).")] = None,
 ) -> None:
     """Fit a model to a vote file and save the posterior."""
     from bayesarena.aggregate import aggregate
+    from bayesarena.errors import InputError
     from bayesarena.fit import fit as fit_model
     from bayesarena.io import read_votes
     from bayesarena.spec import load_spec
 
     spec = load_spec(model)
-    votes = read_votes(data, on_invalid="drop" if drop_invalid else "raise")
-    # hierarchical specs read voters, tags and style per vote; the others need only the cells
-    source = votes if spec.hierarchical else aggregate(votes, by_category=by_category)
+    on_invalid = "drop" if drop_invalid else "raise"
+    if dask is not None:
+        if spec.hierarchical:
+            raise InputError(f"--dask aggregates the votes into pair cells, but {spec.name!r} "
+                             "reads the votes themselves (voters, tags or style): fit it "
+                             "without --dask")
+        from bayesarena.distributed import aggregate_dask
+
+        source = aggregate_dask(str(data), scheduler=None if dask == "local" else dask,
+                                by_category=by_category, on_invalid=on_invalid)
+    else:
+        votes = read_votes(data, on_invalid=on_invalid)
+        # hierarchical specs read voters, tags and style per vote; the others only the cells
+        source = votes if spec.hierarchical else aggregate(votes, by_category=by_category)
     post = fit_model(source, spec, method=method, seed=seed, chains=chains, warmup=warmup,
                      draws=draws)  # type: ignore[arg-type]
     _print_fit_report(post)
