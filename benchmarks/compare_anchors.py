@@ -593,7 +593,7 @@ def _versions() -> dict:
 
 def target_note(datasets: list[dict], arena: dict | None) -> dict:
     """The issue's target: the hierarchical arena.toml fit on 1M votes faster than 100
-    bootstrap refits of the old method. Not run at 1M here (minutes; README Performance); the
+    bootstrap refits of the old method. Not run at 1M here (minutes; benchmarks/PERFORMANCE.md); the
     bootstrap side is measured, the arena side read from ``benchmarks/arena_scaling.py``'s
     results."""
     boot = {}
