@@ -17,7 +17,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from bayesarena.errors import BayesArenaError
+from bayesarena.errors import BayesArenaError, InputError
 
 app = typer.Typer(
     name="bayesarena",
@@ -134,7 +134,6 @@ def fit(
 ) -> None:
     """Fit a model to a vote file and save the posterior."""
     from bayesarena.aggregate import aggregate
-    from bayesarena.errors import InputError
     from bayesarena.fit import fit as fit_model
     from bayesarena.io import read_votes
     from bayesarena.spec import load_spec
