@@ -1169,11 +1169,12 @@ def arena_vs_bootstrap_section(out: Output) -> None:
     for key, tag in (("bayesarena-arena", ""), ("bayesarena-arena-laplace", "Laplace")):
         out.macro(f"ArenaVsBoot{tag}Ratio", num(run[key]["cold_s"] / style, 2 if tag else 1),
                   f"{src} arena_run: {key} cold_s / bootstrap-style cold_s")
-    # the Laplace fit and the old method alone, rerun on the same data (the fourth after a
-    # change that made the Laplace draws faster and left every number as it was)
+    # the Laplace fit and the old method alone, rerun on the same data (the fourth and fifth
+    # after changes that made the Laplace fit faster and left every number as it was)
     repeats = []
     for stem in ("arena_vs_bootstrap_structured_repeat", "arena_vs_bootstrap_structured_repeat2",
-                 "arena_vs_bootstrap_structured_repeat3", "arena_vs_bootstrap_structured_repeat4"):
+                 "arena_vs_bootstrap_structured_repeat3", "arena_vs_bootstrap_structured_repeat4",
+                 "arena_vs_bootstrap_structured_repeat5"):
         path = out.results / f"{stem}.json"
         if path.exists():
             r = json.loads(path.read_text(encoding="utf-8"))["target_arena_vs_bootstrap"][
@@ -1181,10 +1182,10 @@ def arena_vs_bootstrap_section(out: Output) -> None:
             repeats.append(r["bayesarena-arena-laplace"]["cold_s"] / r["bootstrap-style"]["cold_s"])
     listed = ", ".join(num(x, 2) for x in repeats[:-1]) + (" and " if len(repeats) > 1 else "")
     out.macro("ArenaVsBootLaplaceRepeats", (listed + num(repeats[-1], 2)) if repeats else "none",
-              "arena_vs_bootstrap_structured_repeat{,2,3,4}.json: laplace cold_s / "
+              "arena_vs_bootstrap_structured_repeat{,2,...,5}.json: laplace cold_s / "
               "bootstrap-style cold_s")
     out.macro("ArenaVsBootLaplaceRepeatCount", num(len(repeats)),
-              "arena_vs_bootstrap_structured_repeat{,2,3,4}.json: how many were found")
+              "arena_vs_bootstrap_structured_repeat{,2,...,5}.json: how many were found")
     out.macro("ArenaVsBootVotes", num(run["n_votes"]), f"{src} arena_run.n_votes")
     out.macro("ArenaVsBootModels", num(run["n_models"]), f"{src} arena_run.n_models")
 
